@@ -1,0 +1,1 @@
+"""The run directory contract: paths, files, values, reading runs. Standard library only."""

@@ -1,0 +1,47 @@
+"""A tiny event registry: the run emits, live views and the Jupyter session subscribe."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+Listener = Callable[..., None]
+
+#: Events: ``init(run)``, ``log(run, row)``, ``flush(run)``, ``finish(run)``.
+EVENTS = ("init", "log", "flush", "finish")
+_listeners: dict[str, list[Listener]] = {name: [] for name in EVENTS}
+_reported: set[tuple[str, str]] = set()
+
+
+def on(event: str, listener: Listener) -> Listener:
+    """Subscribe ``listener`` to ``event``; returns it, so this works as a decorator."""
+    if event not in _listeners:
+        raise ValueError(f"unknown event {event!r}; known: {', '.join(EVENTS)}")
+    if listener not in _listeners[event]:
+        _listeners[event].append(listener)
+    return listener
+
+
+def off(event: str, listener: Listener) -> None:
+    """Unsubscribe ``listener``; unknown listeners are ignored."""
+    try:
+        _listeners[event].remove(listener)
+    except (KeyError, ValueError):
+        pass
+
+
+def has(event: str) -> bool:
+    return bool(_listeners[event])
+
+
+def emit(event: str, *args: Any) -> None:
+    """Call every listener. A failing listener is reported once and never reaches the caller."""
+    for listener in tuple(_listeners[event]):
+        try:
+            listener(*args)
+        except Exception as e:  # noqa: BLE001 - a view must never break logging
+            key = (event, getattr(listener, "__qualname__", repr(listener)))
+            if key not in _reported:
+                _reported.add(key)
+                print(f"nbtracker: {event} listener {key[1]} failed: {type(e).__name__}: {e} "
+                      "(reported once; logging continues)", file=sys.stderr)

@@ -1,0 +1,575 @@
+"""The ``Run``: init, log, config, summary, primary metric, finish; the same in scripts and kernels."""
+
+from __future__ import annotations
+
+import atexit
+import math
+import operator
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import _version
+from .core import events, names, ticker
+from .core.errors import (
+    InvalidKeyError,
+    InvalidValueError,
+    NbtrackerError,
+    RunActiveError,
+    RunNotFoundError,
+    StorageError,
+)
+from .core.files import AppendLog, atomic_write_json, dumps, read_json, read_jsonl
+from .core.paths import (
+    METRICS_FILE,
+    RUN_FILE,
+    check_project,
+    check_run_id,
+    new_run_id,
+    resolve_root,
+)
+from .core.status import HEARTBEAT_EVERY, STATUSES, WriterLock, beat
+from .core.values import INT_LIMIT, check_key, coerce_value, flatten_into
+from .mappings import Config, Summary
+
+FORMAT_VERSION = 1
+_GOALS = {"min": "min", "minimize": "min", "max": "max", "maximize": "max"}
+_END_STATUSES = ("finished", "failed", "interrupted", "crashed")
+
+_active: Run | None = None
+_open: dict[int, Run] = {}
+_process_hooks = False
+_uncaught: str | None = None  # status for runs still open at exit, set by the excepthook
+
+
+class Run:
+    """One tracked run. Create it with :func:`nbtracker.init`, not directly.
+
+    Attributes
+    ----------
+    id, name, project, group, notes : str
+    tags : list of str
+    dir : pathlib.Path
+        The run directory (``<root>/<project>/<id>``).
+    step : int
+        The step the next auto-stepped row will get.
+    start_time : float
+        Wall-clock seconds.
+    status : str
+        ``running``, then ``finished``, ``failed``, ``interrupted`` or ``crashed``.
+    resumed : bool
+        True when this run was reopened with ``resume=``.
+    config : Config
+    summary : Summary
+    """
+
+    def __init__(self, run_dir: Path, doc: dict[str, Any], lock: WriterLock,
+                 history: list[dict[str, Any]] | None = None) -> None:
+        self._dir = run_dir
+        self._doc = doc
+        self._writer_lock = lock
+        self._doc_lock = threading.RLock()
+        self._ok_keys: set[str] = set()
+        self._pending: dict[str, Any] | None = None
+        self._pending_step: int | None = None
+        self._context: dict[str, Any] = {}
+        self._dirty = False
+        self._finished = False
+        self._last_beat = 0.0
+        #: Status given to the run if the process exits while it is open (the Jupyter session
+        #: may change it); an uncaught exception overrides it.
+        self._exit_status = "finished"
+        self.config = Config(doc.pop("config", None), self._persist)
+        self.summary = Summary(self._persist)
+        manual_keys = set(doc.pop("summary_manual", ()))
+        saved = doc.pop("summary", None) or {}
+        self.summary.manual = {k: v for k, v in saved.items() if k in manual_keys}
+        pm = doc.get("primary_metric")
+        self._pname: str | None = pm["name"] if pm else None
+        self._pmax = bool(pm and pm["goal"] == "max")
+        self._best: float | None = None
+        self._rows = 0
+        self._step = 0
+        if history:
+            self._replay(history)
+        self._log = AppendLog(run_dir / METRICS_FILE)
+
+    # -- identity ---------------------------------------------------------------------------
+    id = property(lambda self: self._doc["id"], doc="Unique id, also the directory name.")
+    name = property(lambda self: self._doc["name"])
+    project = property(lambda self: self._doc["project"])
+    group = property(lambda self: self._doc.get("group"))
+    start_time = property(lambda self: self._doc["start_time"])
+    status = property(lambda self: self._doc["status"])
+    resumed = property(lambda self: bool(self._doc.get("resumes")))
+    dir = property(lambda self: self._dir, doc="The run directory.")
+    step = property(lambda self: self._step, doc="Step of the next auto-stepped row.")
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self._doc.get("tags") or [])
+
+    @tags.setter
+    def tags(self, value: Iterable[str]) -> None:
+        self._doc["tags"] = _check_tags(value)
+        self._persist()
+
+    @property
+    def notes(self) -> str | None:
+        return self._doc.get("notes")
+
+    @notes.setter
+    def notes(self, value: str | None) -> None:
+        self._doc["notes"] = None if value is None else str(value)
+        self._persist()
+
+    @property
+    def primary_metric(self) -> tuple[str, str] | None:
+        """``(name, "min" | "max")`` or None."""
+        return (self._pname, "max" if self._pmax else "min") if self._pname else None
+
+    # -- logging ----------------------------------------------------------------------------
+    def log(self, data: Mapping[str, Any], step: int | None = None, commit: bool = True) -> None:
+        """Record one row of metrics.
+
+        Parameters
+        ----------
+        data : mapping
+            Metric name to value: int, float, bool, numpy/torch scalars (numbers), str (text);
+            ``None`` skips the key. Nested dicts flatten to ``"outer/inner"`` keys.
+        step : int, optional
+            This row's step. Default: one more than the highest step seen so far.
+        commit : bool
+            False merges ``data`` into the next committed row instead of writing a row now.
+
+        Raises
+        ------
+        TypeError
+            ``data`` is not a mapping or a value cannot be logged (the key is named).
+        ValueError
+            A key is empty, not a string, or starts with ``_`` (reserved).
+
+        A call that raises records nothing.
+        """
+        if self._finished:
+            raise RunActiveError(f"run {self.name!r} ({self.id}) is finished; start a new run "
+                                 f"or reopen it with nbtracker.init(resume={self.id!r})")
+        if type(data) is not dict and not isinstance(data, Mapping):
+            raise InvalidValueError(f"log() takes a dict of metric name to value, not {type(data).__name__}")
+        values: dict[str, Any] = {}
+        ok = self._ok_keys
+        for k, v in data.items():
+            t = type(v)
+            if k in ok and (t is float or (t is int and -INT_LIMIT <= v <= INT_LIMIT)):
+                values[k] = v
+            elif isinstance(v, Mapping):
+                flatten_into(values, v, check_key(k) + "/")
+            else:
+                v = coerce_value(check_key(k), v)
+                ok.add(k)
+                if v is not None:
+                    values[k] = v
+        if step is not None:
+            step = _check_step(step)
+        if not commit:
+            self._pending = {**self._pending, **values} if self._pending else values
+            if step is not None:
+                self._pending_step = step
+            return
+        if self._pending is not None:
+            values = {**self._pending, **values}
+            if step is None:
+                step = self._pending_step
+            self._pending = self._pending_step = None
+        self._commit(values, step)
+
+    def _commit(self, values: dict[str, Any], step: int | None) -> None:
+        if step is None:
+            step = self._step
+            self._step = step + 1
+        elif step >= self._step:
+            self._step = step + 1
+        row = {"_step": step, "_time": time.time()}
+        if self._context:
+            row.update(self._context)
+        row.update(values)
+        self._log.append(dumps(row))
+        self._rows += 1
+        self.summary.auto.update(values)
+        if self._pname is not None and self._pname in values:
+            self._see_best(values[self._pname], step)
+        self._dirty = True
+        if events.has("log"):
+            events.emit("log", self, row)
+
+    def _see_best(self, v: Any, step: int) -> None:
+        if type(v) not in (int, float) or v != v or v in (math.inf, -math.inf):
+            return
+        best = self._best
+        if best is None or (v > best if self._pmax else v < best):
+            self._best = v
+            self.summary.auto["best/" + self._pname] = v  # type: ignore[operator]
+            self.summary.auto["best_step/" + self._pname] = step  # type: ignore[operator]
+
+    def _replay(self, rows: list[dict[str, Any]]) -> None:
+        """Rebuild counters, last values and the best value from recorded rows (resume)."""
+        auto = self.summary.auto
+        for row in rows:
+            step = row.get("_step")
+            values = {k: v for k, v in row.items() if not k.startswith("_")}
+            auto.update(values)
+            if isinstance(step, int):
+                self._step = max(self._step, step + 1)
+                if self._pname is not None and self._pname in values:
+                    self._see_best(values[self._pname], step)
+        self._rows = len(rows)
+
+    def set_primary_metric(self, name: str, goal: str = "max") -> None:
+        """Declare the metric that ranks runs and whose best value the summary keeps.
+
+        ``goal`` is ``"min"``/``"minimize"`` or ``"max"``/``"maximize"``. Rows already
+        logged are taken into account.
+        """
+        check_key(name, "primary metric")
+        if goal not in _GOALS:
+            raise InvalidKeyError(f"goal must be one of {', '.join(_GOALS)}, not {goal!r}")
+        self._doc["primary_metric"] = {"name": name, "goal": _GOALS[goal]}
+        for k in [k for k in self.summary.auto if k.startswith(("best/", "best_step/"))]:
+            del self.summary.auto[k]
+        self._pname, self._pmax, self._best = name, _GOALS[goal] == "max", None
+        if self._rows:
+            self.flush()
+            for row in read_jsonl(self._dir / METRICS_FILE):
+                if name in row and isinstance(row.get("_step"), int):
+                    self._see_best(row[name], row["_step"])
+        self._persist()
+
+    # -- persistence ------------------------------------------------------------------------
+    def _document(self) -> dict[str, Any]:
+        return {
+            **self._doc,
+            "rows": self._rows,
+            "updated_time": time.time(),
+            "config": self.config.as_dict(),
+            "summary": self.summary.as_dict(),
+            "summary_manual": sorted(self.summary.manual),
+        }
+
+    def _persist(self, fsync: bool = False) -> None:
+        with self._doc_lock:
+            self._dirty = False
+            try:
+                atomic_write_json(self._dir / RUN_FILE, self._document(), fsync=fsync)
+            except OSError as e:
+                self._dirty = True
+                raise StorageError(f"could not write {self._dir / RUN_FILE}: {e}") from e
+
+    def flush(self) -> None:
+        """Write queued rows and the summary now (rows are also written about twice a second)."""
+        try:
+            self._log.flush()
+        except OSError as e:
+            raise StorageError(f"could not append to {self._log.path}: {e}; the "
+                               f"{self._log.pending} rows stay in memory and are retried") from e
+        if self._dirty:
+            self._persist()
+        if events.has("flush"):
+            events.emit("flush", self)
+
+    def _tick(self) -> None:
+        if self._finished:
+            return
+        if self._log.pending or self._dirty:
+            self.flush()
+        now = time.monotonic()
+        if now - self._last_beat >= HEARTBEAT_EVERY:
+            self._last_beat = now
+            beat(self._dir)
+
+    def finish(self, status: str = "finished") -> None:
+        """Write everything durably and close the run. Calling it again does nothing.
+
+        ``status`` is ``"finished"`` (default), ``"failed"``, ``"interrupted"`` or ``"crashed"``.
+        If the disk refuses the write, ``StorageError`` is raised, nothing is dropped,
+        and ``finish()`` may be called again.
+        """
+        global _active
+        if self._finished:
+            return
+        if status not in _END_STATUSES:
+            raise InvalidKeyError(f"status must be one of {', '.join(_END_STATUSES)}, not {status!r}")
+        if self._pending is not None:
+            values, step = self._pending, self._pending_step
+            self._pending = self._pending_step = None
+            self._commit(values, step)
+        ticker.remove(id(self))
+        try:
+            self._log.flush(fsync=True)
+            self._doc.update(status=status, end_time=time.time())
+            self._persist(fsync=True)
+        except OSError as e:
+            self._doc["status"] = "running"
+            ticker.add(id(self), self._tick)
+            raise StorageError(f"could not finish run {self.id} in {self._dir}: {e}; nothing was "
+                               "dropped, call finish() again once the disk is writable") from e
+        self._finished = True
+        self._log.close()
+        self._writer_lock.release()
+        _open.pop(id(self), None)
+        if _active is self:
+            _active = None
+        if events.has("finish"):
+            events.emit("finish", self)
+
+    def _set_error(self, exc: BaseException) -> None:
+        self._doc["error"] = {"type": type(exc).__name__, "message": str(exc)[:2000]}
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            self.finish()
+        else:
+            self._set_error(exc)
+            self.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
+
+    def __repr__(self) -> str:
+        return (f"<Run {self.name!r} ({self.id}) project={self.project!r} {self.status}, "
+                f"{self._rows} rows, dir={str(self._dir)!r}>")
+
+
+# -- creating and resuming -----------------------------------------------------------------
+def init(project: str | None = None, name: str | None = None, config: Any = None,
+         tags: Iterable[str] | None = None, notes: str | None = None, group: str | None = None,
+         dir: str | os.PathLike[str] | None = None, resume: str | None = None,
+         primary_metric: tuple[str, str] | str | None = None) -> Run:
+    """Start a run (or reopen one with ``resume=<run id>``) and make it the current run.
+
+    Parameters
+    ----------
+    project : str, optional
+        Folder under the root that groups runs; default ``"default"``.
+    name : str, optional
+        Display name; generated (e.g. ``brisk-otter-7``) when omitted.
+    config : dict or argparse.Namespace, optional
+        Hyperparameters, saved at once and on every later change.
+    tags, notes, group
+        Free-form labels.
+    dir : path, optional
+        Run root; default ``$NBTRACKER_DIR`` or ``./nbtracker-runs``.
+    resume : str, optional
+        Id of an existing run to continue: steps go on after the last recorded one.
+    primary_metric : (name, goal) or "name:goal", optional
+        The metric that ranks runs, with goal ``"min"`` or ``"max"``.
+
+    A run already active in this process is finished first, with a one-line notice.
+    """
+    global _active
+    root = resolve_root(dir)
+    if _active is not None:
+        prev = _active
+        print(f"nbtracker: finished run {prev.name!r} ({prev.id}) because a new run started",
+              file=sys.stderr)
+        prev.finish()
+    pm = _check_primary(primary_metric)
+    tags_list = _check_tags(tags) if tags is not None else None
+    if resume is not None:
+        run = _reopen(root, project, resume, name, config, tags_list, notes, group, pm)
+    else:
+        run = _create(root, check_project(project), name, config, tags_list or [], notes, group, pm)
+    _install_process_hooks()
+    _open[id(run)] = run
+    _active = run
+    ticker.add(id(run), run._tick)
+    if events.has("init"):
+        events.emit("init", run)
+    return run
+
+
+def _create(root: Path, project: str, name: str | None, config: Any, tags: list[str],
+            notes: str | None, group: str | None, pm: dict[str, str] | None) -> Run:
+    pdir = root / project
+    try:
+        pdir.mkdir(parents=True, exist_ok=True)
+        for _ in range(20):
+            run_id = new_run_id()
+            try:
+                (pdir / run_id).mkdir()
+                break
+            except FileExistsError:
+                continue
+        else:  # pragma: no cover - 20 clashes in 2.8e12 ids
+            raise StorageError(f"could not find a free run id in {pdir}")
+        run_dir = pdir / run_id
+        lock = WriterLock(run_dir)
+        beat(run_dir)
+    except OSError as e:
+        raise StorageError(f"cannot create a run directory under {pdir}: {e}; pass dir= or set "
+                           "NBTRACKER_DIR to a writable folder") from e
+    if name is None:
+        name = names.generate(sum(1 for e in os.scandir(pdir) if not e.name.startswith(".")))
+    doc = {
+        "format": FORMAT_VERSION,
+        "id": run_id,
+        "name": str(name),
+        "project": project,
+        "group": group,
+        "tags": tags,
+        "notes": notes,
+        "status": "running",
+        "start_time": time.time(),
+        "end_time": None,
+        "primary_metric": pm,
+        "resumes": [],
+        "error": None,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "python": sys.version.split()[0],
+        "argv": list(sys.argv),
+        "nbtracker_version": _version.__version__,
+    }
+    run = Run(run_dir, doc, lock)
+    try:
+        if config is not None:
+            run.config.update(config)  # one write with config
+        else:
+            run._persist()
+    except BaseException:
+        lock.release()
+        raise
+    return run
+
+
+def _reopen(root: Path, project: str | None, run_id: str, name: str | None, config: Any,
+            tags: list[str] | None, notes: str | None, group: str | None,
+            pm: dict[str, str] | None) -> Run:
+    check_run_id(run_id)
+    if project is not None:
+        candidates = [root / check_project(project) / run_id]
+    else:
+        try:
+            candidates = [Path(e.path) / run_id for e in os.scandir(root) if e.is_dir()]
+        except FileNotFoundError:
+            candidates = []
+    found = [c for c in candidates if (c / RUN_FILE).is_file()]
+    if not found:
+        where = f"project {project!r}" if project else "any project"
+        raise RunNotFoundError(f"cannot resume: no run with id {run_id!r} in {where} under {root}")
+    run_dir = found[0]
+    try:
+        lock = WriterLock(run_dir)
+    except OSError:
+        raise RunActiveError(f"run {run_id} is open in another process; finish it there "
+                             "(or wait for that process to end) before resuming") from None
+    try:
+        doc = read_json(run_dir / RUN_FILE)
+        doc.update(status="running", end_time=None, error=None, pid=os.getpid(),
+                   host=socket.gethostname())
+        doc["resumes"] = [*doc.get("resumes", []), time.time()]
+        for key, value in (("name", name), ("tags", tags), ("notes", notes), ("group", group),
+                           ("primary_metric", pm)):
+            if value is not None:
+                doc[key] = value
+        beat(run_dir)
+        run = Run(run_dir, doc, lock, read_jsonl(run_dir / METRICS_FILE))
+        if config is not None:
+            run.config.update(config)
+        else:
+            run._persist()
+    except BaseException:
+        lock.release()
+        raise
+    return run
+
+
+# -- module-level shortcuts --------------------------------------------------------------------
+def current_run() -> Run | None:
+    """The active run of this process, or None."""
+    return _active
+
+
+def log(data: Mapping[str, Any], step: int | None = None, commit: bool = True) -> None:
+    """``current_run().log(...)``; raises ``NbtrackerError`` when no run is active."""
+    if _active is None:
+        raise NbtrackerError("no active run: call nbtracker.init() first")
+    _active.log(data, step=step, commit=commit)
+
+
+def finish(status: str = "finished") -> None:
+    """Finish the active run, if any."""
+    if _active is not None:
+        _active.finish(status)
+
+
+# -- checks and process hooks ------------------------------------------------------------------
+def _check_step(step: Any) -> int:
+    if isinstance(step, bool):
+        raise InvalidValueError("step must be an integer, not a bool")
+    try:
+        step = operator.index(step)
+    except TypeError:
+        raise InvalidValueError(f"step must be an integer, not {type(step).__name__}") from None
+    if step < 0:
+        raise InvalidKeyError(f"step must be >= 0, got {step}")
+    return step
+
+
+def _check_tags(tags: Iterable[str]) -> list[str]:
+    if isinstance(tags, str):
+        tags = [tags]
+    out = []
+    for t in tags:
+        if not isinstance(t, str) or not t:
+            raise InvalidKeyError(f"tags must be non-empty strings, got {t!r}")
+        if t not in out:
+            out.append(t)
+    return out
+
+
+def _check_primary(pm: Any) -> dict[str, str] | None:
+    if pm is None:
+        return None
+    if isinstance(pm, str):
+        name, _, goal = pm.rpartition(":") if ":" in pm else (pm, "", "max")
+    else:
+        try:
+            name, goal = pm
+        except (TypeError, ValueError):
+            raise InvalidKeyError(f"primary_metric must be (name, 'min'|'max') or 'name:goal', not {pm!r}") from None
+    check_key(name, "primary metric")
+    if goal not in _GOALS:
+        raise InvalidKeyError(f"primary metric goal must be one of {', '.join(_GOALS)}, not {goal!r}")
+    return {"name": name, "goal": _GOALS[goal]}
+
+
+def _install_process_hooks() -> None:
+    """Once per process: finish open runs at exit, with the status an uncaught exception implies."""
+    global _process_hooks
+    if _process_hooks:
+        return
+    _process_hooks = True
+    atexit.register(_finish_at_exit)
+    previous = sys.excepthook
+
+    def excepthook(exc_type: Any, exc: Any, tb: Any) -> None:
+        global _uncaught
+        _uncaught = "interrupted" if issubclass(exc_type, KeyboardInterrupt) else "failed"
+        for run in list(_open.values()):
+            run._set_error(exc)
+        previous(exc_type, exc, tb)
+
+    sys.excepthook = excepthook
+
+
+def _finish_at_exit() -> None:
+    for run in list(_open.values()):
+        try:
+            run.finish(_uncaught or run._exit_status)
+        except Exception as e:  # noqa: BLE001 - exiting; say what happened and go on
+            print(f"nbtracker: could not finish run {run.id} at exit: {e}", file=sys.stderr)
