@@ -12,8 +12,10 @@ from .core.errors import (
     RunNotFoundError,
     StorageError,
 )
-from .core.query import RunList, RunView, load, runs
-from .run import Run, current_run, finish, init, log
+from .core.query import RunList, RunView
+from .extension import load_ipython_extension, unload_ipython_extension
+from .run import Run, current_run, finish, log
+from .session import compare, init, load, runs
 
 __all__ = [
     "InvalidKeyError",
@@ -27,10 +29,13 @@ __all__ = [
     "RunView",
     "StorageError",
     "__version__",
+    "compare",
     "current_run",
     "finish",
     "init",
     "load",
+    "load_ipython_extension",
     "log",
     "runs",
+    "unload_ipython_extension",
 ]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import _version
-from .core import events, names, ticker
+from .core import events, names, reprs, ticker
 from .core.errors import (
     InvalidKeyError,
     InvalidValueError,
@@ -325,6 +325,20 @@ class Run:
             _active = None
         if events.has("finish"):
             events.emit("finish", self)
+
+    def display(self) -> None:
+        """Show this run's live charts here (a notebook) or a text view (a terminal).
+
+        Needs a frontend layer subscribed to the ``display`` event, which ``nbtracker.init``
+        and ``%load_ext nbtracker`` set up inside IPython.
+        """
+        if not events.has("display"):
+            raise NbtrackerError("no inline display is available here (not running under IPython); "
+                                 "use nbtracker.load(run_id).history() or `nbtracker show`")
+        events.emit("display", self)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any] | None:
+        return reprs.bundle(self, include, exclude)
 
     def _set_error(self, exc: BaseException) -> None:
         self._doc["error"] = {"type": type(exc).__name__, "message": str(exc)[:2000]}

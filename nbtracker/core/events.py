@@ -7,8 +7,12 @@ from typing import Any, Callable
 
 Listener = Callable[..., None]
 
-#: Events: ``init(run)``, ``log(run, row)``, ``flush(run)``, ``finish(run)``.
-EVENTS = ("init", "log", "flush", "finish")
+#: Events and their arguments:
+#: ``init(run)``, ``log(run, row)``, ``flush(run)``, ``finish(run)``: emitted by the run;
+#: ``display(run)``: ``run.display()`` was called;
+#: ``cell_start(run, info)``, ``cell_end(run, record)``: emitted by the Jupyter session around
+#: every cell executed while the run is active (``record`` is the dict written to cells.jsonl).
+EVENTS = ("init", "log", "flush", "finish", "display", "cell_start", "cell_end")
 _listeners: dict[str, list[Listener]] = {name: [] for name in EVENTS}
 _reported: set[tuple[str, str]] = set()
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Iterable, Iterator, overload
 
+from . import reprs
 from .errors import NbtrackerError, RunNotFoundError
 from .files import read_json, read_jsonl
 from .paths import METRICS_FILE, RUN_FILE, check_project, check_run_id, resolve_root
@@ -117,6 +118,9 @@ class RunView:
         """The run document with the effective status (what ``nbtracker ls --json`` prints)."""
         return {**self._doc, "status": self.status, "dir": str(self.dir)}
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any] | None:
+        return reprs.bundle(self, include, exclude)
+
     def __repr__(self) -> str:
         best = self.best
         extra = f", best {best[0]}={_fmt(best[1])}" if best and best[1] is not None else ""
@@ -167,6 +171,9 @@ class RunList(Sequence[RunView]):
 
     def to_records(self) -> list[dict[str, Any]]:
         return [r.as_dict() for r in self._runs]
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any] | None:
+        return reprs.bundle(self, include, exclude)
 
     def __repr__(self) -> str:
         from .table import runs_table  # text rendering; stdlib only

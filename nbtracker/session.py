@@ -1,0 +1,82 @@
+"""Composes a Run with code capture and inline display for the current environment.
+
+This is what the façade exports: in a plain script it is exactly the run layer; under IPython
+it also installs the display layer (lazily, so ``import nbtracker`` stays headless).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from . import run as _run
+from .core import query as _query
+
+_display_installed = False
+
+
+def _shell() -> Any:
+    """The running IPython shell, or None (never imports IPython itself)."""
+    if "IPython" not in sys.modules:
+        return None
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return None
+    return get_ipython()
+
+
+def ensure_display(shell: Any = None) -> None:
+    """Install the display layer once, when running under IPython."""
+    global _display_installed
+    if _display_installed:
+        return
+    shell = shell if shell is not None else _shell()
+    if shell is None:
+        return
+    try:
+        from . import display
+    except ImportError:  # the display layer is optional until it lands
+        return
+    display.install(shell)
+    _display_installed = True
+
+
+def remove_display(shell: Any = None) -> None:
+    global _display_installed
+    if _display_installed:
+        from . import display
+
+        display.uninstall(shell)
+        _display_installed = False
+
+
+def init(*args: Any, **kwargs: Any) -> _run.Run:
+    ensure_display()
+    return _run.init(*args, **kwargs)
+
+
+def runs(*args: Any, **kwargs: Any) -> _query.RunList:
+    ensure_display()
+    return _query.runs(*args, **kwargs)
+
+
+def load(*args: Any, **kwargs: Any) -> _query.RunView:
+    ensure_display()
+    return _query.load(*args, **kwargs)
+
+
+init.__doc__ = _run.init.__doc__
+runs.__doc__ = _query.runs.__doc__
+load.__doc__ = _query.load.__doc__
+
+
+def compare(runs: Any, metric: str, **kwargs: Any) -> Any:
+    """Overlay ``metric`` across ``runs`` in one chart (static PNG, live when a kernel runs).
+
+    ``runs`` is a ``RunList``, or a list of runs, run views or run ids.
+    """
+    ensure_display()
+    from . import display
+
+    return display.compare(runs, metric, **kwargs)
