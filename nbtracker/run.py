@@ -390,7 +390,11 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
         prev = _active
         print(f"nbtracker: finished run {prev.name!r} ({prev.id}) because a new run started",
               file=sys.stderr)
-        prev.finish()
+        try:
+            prev.finish()
+        except StorageError as e:  # keep it open (retried at exit); the new run may still work
+            print(f"nbtracker: {e}", file=sys.stderr)
+            _active = None
     pm = _check_primary(primary_metric)
     tags_list = _check_tags(tags) if tags is not None else None
     if resume is not None:

@@ -12,6 +12,7 @@ Listener = Callable[..., None]
 #: ``display(run)``: ``run.display()`` was called;
 #: ``cell_start(run, info)``, ``cell_end(run, record)``: emitted by the Jupyter session around
 #: every cell executed while the run is active (``record`` is the dict written to cells.jsonl).
+#: ``flush`` may come from the background ticker thread; the others come from the caller's thread.
 EVENTS = ("init", "log", "flush", "finish", "display", "cell_start", "cell_end")
 _listeners: dict[str, list[Listener]] = {name: [] for name in EVENTS}
 _reported: set[tuple[str, str]] = set()
