@@ -37,7 +37,7 @@ def fmt_duration(seconds: float | None) -> str:
 
 def differing_config_keys(runs: Sequence["RunView"]) -> list[str]:
     """Flattened config keys whose value is not the same in every listed run."""
-    flat = [_flatten(r.config) for r in runs]
+    flat = [flatten_config(r.config) for r in runs]
     keys: dict[str, None] = {}
     for f in flat:
         keys.update(dict.fromkeys(f))
@@ -71,7 +71,7 @@ def runs_columns(runs: Sequence["RunView"]) -> tuple[list[str], list[list[str]]]
                        if best and best[0] == p and best[1] is not None else "-")
         summary = r.summary
         row += [fmt_value(summary.get(k)) for k in metrics]
-        flat = _flatten(r.config)
+        flat = flatten_config(r.config)
         row += [fmt_value(flat.get(k)) for k in config]
         rows.append([str(c) for c in row])
     return header, rows
@@ -88,12 +88,13 @@ def runs_table(runs: Sequence["RunView"]) -> str:
     return render(*runs_columns(runs))
 
 
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+def flatten_config(d: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested config dicts as one level of dotted keys."""
     out: dict[str, Any] = {}
     if isinstance(d, dict):
         for k, v in d.items():
             if isinstance(v, dict) and v:
-                out.update(_flatten(v, f"{prefix}{k}."))
+                out.update(flatten_config(v, f"{prefix}{k}."))
             else:
                 out[f"{prefix}{k}"] = v
     return out
