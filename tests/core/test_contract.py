@@ -1,0 +1,72 @@
+"""The run directory format (docs/run-directory.md) and the public surface, pinned."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import nbtracker
+
+RUN_JSON_TYPES = {
+    "format": int, "id": str, "name": str, "project": str, "group": (str, type(None)), "tags": list,
+    "notes": (str, type(None)), "status": str, "start_time": float, "end_time": (float, type(None)),
+    "primary_metric": (dict, type(None)), "resumes": list, "error": (dict, type(None)), "host": str,
+    "pid": int, "python": str, "argv": list, "nbtracker_version": str, "rows": int,
+    "updated_time": float, "config": dict, "summary": dict, "summary_manual": list,
+}
+
+
+def test_run_json_keys_and_types():
+    with nbtracker.init(project="c", config={"a": 1}, primary_metric="m:min") as run:
+        run.log({"m": 1.0})
+    doc = json.loads((run.dir / "run.json").read_text())
+    assert set(doc) == set(RUN_JSON_TYPES)
+    for key, types in RUN_JSON_TYPES.items():
+        assert isinstance(doc[key], types), key
+    assert doc["format"] == 1 and doc["status"] in ("running", "finished", "failed", "interrupted", "crashed")
+    assert doc["primary_metric"] == {"name": "m", "goal": "min"}
+
+
+def test_run_directory_files_and_metrics_rows():
+    with nbtracker.init(project="c") as run:
+        run.log({"loss": 0.5, "nested": {"x": 1}})
+    names = sorted(p.name for p in run.dir.iterdir())
+    assert names == [".lock", "heartbeat", "metrics.jsonl", "run.json"]
+    line = (run.dir / "metrics.jsonl").read_text()
+    assert line.endswith("\n") and line.count("\n") == 1
+    row = json.loads(line)
+    assert list(row) == ["_step", "_time", "loss", "nested/x"] and row["_step"] == 0
+
+
+def test_public_names_are_pinned():
+    assert nbtracker.__all__ == sorted(nbtracker.__all__)
+    assert nbtracker.__all__ == [
+        "InvalidKeyError", "InvalidValueError", "NbtrackerError", "NbtrackerWarning", "Run",
+        "RunActiveError", "RunList", "RunNotFoundError", "RunView", "StorageError", "__version__",
+        "compare", "current_run", "finish", "init", "load", "load_ipython_extension", "log", "runs",
+        "unload_ipython_extension",
+    ]
+    assert all(hasattr(nbtracker, n) for n in nbtracker.__all__)
+
+
+def test_errors_are_builtin_kinds_too():
+    assert issubclass(nbtracker.InvalidKeyError, ValueError)
+    assert issubclass(nbtracker.InvalidValueError, TypeError)
+    assert issubclass(nbtracker.RunNotFoundError, LookupError)
+    assert issubclass(nbtracker.StorageError, OSError)
+    for e in (nbtracker.InvalidKeyError, nbtracker.RunActiveError, nbtracker.StorageError):
+        assert issubclass(e, nbtracker.NbtrackerError)
+
+
+def test_import_is_headless():
+    code = ("import sys, nbtracker; heavy = [m for m in ('IPython', 'ipywidgets', 'matplotlib', 'nbformat', "
+            "'numpy', 'pandas', 'argparse') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_version_is_single_sourced():
+    from importlib.metadata import version
+
+    assert version("nbtracker") == nbtracker.__version__
