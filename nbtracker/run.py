@@ -6,7 +6,6 @@ import atexit
 import math
 import operator
 import os
-import socket
 import sys
 import threading
 import time
@@ -446,7 +445,7 @@ def _create(root: Path, project: str, name: str | None, config: Any, tags: list[
         "primary_metric": pm,
         "resumes": [],
         "error": None,
-        "host": socket.gethostname(),
+        "host": _hostname(),
         "pid": os.getpid(),
         "python": sys.version.split()[0],
         "argv": list(sys.argv),
@@ -488,7 +487,7 @@ def _reopen(root: Path, project: str | None, run_id: str, name: str | None, conf
     try:
         doc = read_json(run_dir / RUN_FILE)
         doc.update(status="running", end_time=None, error=None, pid=os.getpid(),
-                   host=socket.gethostname())
+                   host=_hostname())
         doc["resumes"] = [*doc.get("resumes", []), time.time()]
         for key, value in (("name", name), ("tags", tags), ("notes", notes), ("group", group),
                            ("primary_metric", pm)):
@@ -564,6 +563,15 @@ def _check_primary(pm: Any) -> dict[str, str] | None:
     if goal not in _GOALS:
         raise InvalidKeyError(f"primary metric goal must be one of {', '.join(_GOALS)}, not {goal!r}")
     return {"name": name, "goal": _GOALS[goal]}
+
+
+def _hostname() -> str:
+    try:
+        return os.uname().nodename
+    except AttributeError:  # Windows
+        import socket
+
+        return socket.gethostname()
 
 
 def _install_process_hooks() -> None:

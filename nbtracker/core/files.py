@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import threading
@@ -11,6 +12,7 @@ from typing import Any, Iterator
 
 from .errors import NbtrackerWarning
 
+_CHUNK = 20_000
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -128,14 +130,27 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         return []
     if not data:
         return []
-    body = data.rstrip(b"\n")
-    # Fast path: parse the whole file as one JSON array (one call instead of one per line).
+    lines = data.split(b"\n")
+    if not lines[-1]:
+        lines.pop()
+    # Fast path: parse chunks of lines as JSON arrays (one call per chunk, not per line) with the
+    # cyclic GC paused: a million fresh dicts otherwise trigger collections that double the cost.
+    rows: list[dict[str, Any]] = []
+    gc_was_on = gc.isenabled()
+    gc.disable()
     try:
-        rows = json.loads(b"[" + body.replace(b"\n", b",") + b"]")
-        if len(rows) == body.count(b"\n") + 1 and all(type(r) is dict for r in rows):
-            return rows
+        for i in range(0, len(lines), _CHUNK):
+            chunk = lines[i:i + _CHUNK]
+            parsed = json.loads(b"[" + b",".join(chunk) + b"]")
+            if len(parsed) != len(chunk) or not all(type(r) is dict for r in parsed):
+                raise ValueError("not one object per line")
+            rows += parsed
+        return rows
     except ValueError:
         pass
+    finally:
+        if gc_was_on:
+            gc.enable()
     return list(_read_lines_slow(path, data))
 
 

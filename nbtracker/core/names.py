@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 
 _ADJECTIVES = (
     "amber brave brisk calm clever cosmic crisp dapper eager fancy gentle golden happy hardy "
@@ -16,4 +16,5 @@ _ANIMALS = (
 
 def generate(number: int) -> str:
     """A random adjective-animal pair followed by ``number`` (the run's ordinal in its project)."""
-    return f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_ANIMALS)}-{number}"
+    a, b = os.urandom(2)
+    return f"{_ADJECTIVES[a % len(_ADJECTIVES)]}-{_ANIMALS[b % len(_ANIMALS)]}-{number}"

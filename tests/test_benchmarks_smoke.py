@@ -1,0 +1,20 @@
+"""The benchmark scripts run and print their tables (figures are checked on demand, not here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.slow
+def test_bench_core_quick_runs():
+    out = subprocess.run([sys.executable, str(BENCH / "bench_core.py"), "--quick"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    for name in ("log 4 scalars", "disk per row", "import nbtracker", "history read", "runs() listing"):
+        assert name in out.stdout
