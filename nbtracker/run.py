@@ -76,7 +76,10 @@ class Run:
         self._ok_keys: set[str] = set()
         self._pending: dict[str, Any] | None = None
         self._pending_step: int | None = None
+        #: Extra fields merged into every row (the Jupyter session sets ``_cell``), and the
+        #: [first step, last step, rows] of the rows logged while it is set.
         self._context: dict[str, Any] = {}
+        self._cell_span: list[int] | None = None
         self._dirty = False
         self._finished = False
         self._last_beat = 0.0
@@ -194,8 +197,15 @@ class Run:
         elif step >= self._step:
             self._step = step + 1
         row = {"_step": step, "_time": time.time()}
-        if self._context:
+        if self._context:  # inside a notebook cell: tag the row, widen the cell's step span
             row.update(self._context)
+            span = self._cell_span
+            if span is None:
+                self._cell_span = [step, step, 1]
+            else:
+                span[0] = min(span[0], step)
+                span[1] = max(span[1], step)
+                span[2] += 1
         row.update(values)
         self._log.append(dumps(row))
         self._rows += 1

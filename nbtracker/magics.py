@@ -1,0 +1,258 @@
+"""``%nbtracker``, ``%%nbtracker run``, ``%track`` and ``%untrack``: thin shells over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import shlex
+import sys
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+
+from . import cli, session
+from . import run as run_module
+from .cells import CellSession
+from .core.errors import NbtrackerError
+from .core.query import find_run_dir
+from .core.table import fmt_value
+
+_sessions: dict[int, CellSession] = {}
+
+HELP = """nbtracker: track runs from a notebook.
+
+  %nbtracker init [--project P] [--name N] [--tag T ...] [--notes TEXT] [--group G]
+                  [--primary METRIC:max|min] [--resume ID] [key=value ...]
+                               start a run; key=value pairs become config (Python literals)
+  %nbtracker finish            finish the current run
+  %nbtracker status            current run: steps, last values, last cells, files
+  %nbtracker runs [--project P] [--sort KEY] [--desc]    table of runs
+  %nbtracker code [RUN]        the captured (clean) code of a run
+  %nbtracker diff RUN RUN      config, summary and tags side by side
+  %nbtracker compare RUN [RUN ...] --metric M            one chart, a line per run
+  %nbtracker live              show the current run's live charts here
+  %%nbtracker run [init options]   run this cell inside its own run
+  %track x y ...  /  %untrack [x ...]   log watched variables after every cell
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of exiting the kernel."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> Any:  # type: ignore[override]
+        if message:
+            print(message, file=sys.stderr)
+        raise UsageError(f"{self.prog}: see the help above") if status else _Done()
+
+
+class _Done(Exception):
+    """-h printed the help: nothing else to do."""
+
+
+def _init_parser(prog: str) -> _Parser:
+    p = _Parser(prog=prog, add_help=True)
+    p.add_argument("--project", "-p")
+    p.add_argument("--name", "-n")
+    p.add_argument("--tag", "-t", action="append", dest="tags")
+    p.add_argument("--notes")
+    p.add_argument("--group", "-g")
+    p.add_argument("--primary", help="METRIC:max or METRIC:min")
+    p.add_argument("--resume")
+    p.add_argument("--dir")
+    p.add_argument("config", nargs="*", help="key=value pairs")
+    return p
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _init_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    config = {}
+    for pair in args.config:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"expected key=value, got {pair!r}")
+        config[key] = _literal(value)
+    return dict(project=args.project, name=args.name, tags=args.tags, notes=args.notes, group=args.group,
+                primary_metric=args.primary, resume=args.resume, dir=args.dir, config=config or None)
+
+
+@magics_class
+class NbtrackerMagics(Magics):
+    @line_cell_magic
+    def nbtracker(self, line: str, cell: str | None = None) -> Any:
+        """Track runs from a notebook. `%nbtracker help` (or `%nbtracker?`) lists the commands."""
+        try:
+            argv = shlex.split(line)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        if cell is not None:
+            if not argv or argv[0] != "run":
+                raise UsageError("cell magic usage: %%nbtracker run [init options]")
+            return self._run_cell(argv[1:], cell)
+        command, rest = (argv[0], argv[1:]) if argv else ("help", [])
+        handler = getattr(self, f"_cmd_{command}", None)
+        if handler is None:
+            raise UsageError(f"unknown command {command!r}\n\n{HELP}")
+        try:
+            return handler(rest)
+        except _Done:
+            return None
+        except NbtrackerError as e:
+            print(f"nbtracker: {e}", file=sys.stderr)
+            return None
+
+    nbtracker.__doc__ = HELP
+
+    def _cmd_help(self, argv: list[str]) -> None:
+        print(HELP)
+
+    def _cmd_init(self, argv: list[str]) -> run_module.Run:
+        args = _init_parser("%nbtracker init").parse_args(argv)
+        run = session.init(**_init_kwargs(args))
+        print(f"nbtracker: run {run.name!r} ({run.id}) started in {run.dir}")
+        return run
+
+    def _cmd_finish(self, argv: list[str]) -> None:
+        run = run_module.current_run()
+        if run is None:
+            print("nbtracker: no active run")
+            return
+        run.finish()
+        print(f"nbtracker: run {run.name!r} ({run.id}) finished; files in {run.dir}")
+
+    def _cmd_status(self, argv: list[str]) -> None:
+        run = run_module.current_run()
+        if run is None:
+            print("nbtracker: no active run (start one with %nbtracker init)")
+            return
+        lines = [f"run      {run.name} ({run.id})  project {run.project}  status {run.status}",
+                 f"steps    {run._rows} rows, next step {run.step}",
+                 f"files    {run.dir}"]
+        summary = run.summary.as_dict()
+        if summary:
+            lines.append("last     " + ", ".join(f"{k}={fmt_value(v)}" for k, v in list(summary.items())[:12]))
+        state = _sessions.get(id(self.shell))
+        cells = [e for e in (state.executions if state else [])][-3:]
+        for e in cells:
+            lines.append(f"cell     [{e['execution_count']}] {e['status']}")
+        print("\n".join(lines))
+
+    def _cmd_runs(self, argv: list[str]) -> Any:
+        p = _Parser(prog="%nbtracker runs")
+        p.add_argument("--project", "-p")
+        p.add_argument("--sort")
+        p.add_argument("--desc", action="store_true")
+        p.add_argument("--dir")
+        args = p.parse_args(argv)
+        found = session.runs(args.project, args.dir)
+        if args.sort:
+            found.sort(args.sort, descending=args.desc)
+        return found
+
+    def _cmd_code(self, argv: list[str]) -> None:
+        run = run_module.current_run()
+        path = find_run_dir(argv[0]) if argv else (run.dir if run else None)
+        if path is None:
+            raise UsageError("no active run: name one, e.g. %nbtracker code <run id>")
+        code = path / "code" / "clean.py"
+        if not code.exists():
+            print(f"nbtracker: no captured code in {path}")
+            return
+        print(code.read_text(encoding="utf-8"))
+
+    def _cmd_diff(self, argv: list[str]) -> None:
+        if len(argv) != 2:
+            raise UsageError("usage: %nbtracker diff RUN RUN")
+        cli.main(["diff", *argv])
+
+    def _cmd_compare(self, argv: list[str]) -> Any:
+        p = _Parser(prog="%nbtracker compare")
+        p.add_argument("runs", nargs="*")
+        p.add_argument("--metric", "-m", required=True)
+        p.add_argument("--project", "-p")
+        args = p.parse_args(argv)
+        runs = args.runs or session.runs(args.project)
+        return session.compare(runs, args.metric)
+
+    def _cmd_live(self, argv: list[str]) -> None:
+        run = run_module.current_run()
+        if run is None:
+            print("nbtracker: no active run")
+            return
+        run.display()
+
+    def _run_cell(self, argv: list[str], cell: str) -> None:
+        try:
+            args = _init_parser("%%nbtracker run").parse_args(argv)
+        except _Done:
+            return
+        run = session.init(**_init_kwargs(args))
+        try:
+            self.shell.ex(self.shell.transform_cell(cell))
+        except KeyboardInterrupt as e:
+            run._set_error(e)
+            run.finish("interrupted")
+            raise
+        except BaseException as e:
+            run._set_error(e)
+            run.finish("failed")
+            raise
+        run.finish()
+
+    @line_magic
+    def track(self, line: str) -> None:
+        """%track x y ...: after every cell in which a watched variable holds a new number, log it."""
+        names = line.split()
+        if not names:
+            raise UsageError("usage: %track NAME [NAME ...]")
+        state = _sessions[id(self.shell)]
+        for name in names:
+            if not name.isidentifier():
+                raise UsageError(f"{name!r} is not a variable name")
+            state.tracked.setdefault(name, None)
+        print(f"nbtracker: tracking {', '.join(state.tracked)}")
+
+    @line_magic
+    def untrack(self, line: str) -> None:
+        """%untrack [x ...]: stop watching these variables (all when none are named)."""
+        state = _sessions[id(self.shell)]
+        for name in line.split() or list(state.tracked):
+            state.tracked.pop(name, None)
+
+
+def load(shell: Any) -> None:
+    """Register the magics and the cell hooks once per shell."""
+    if id(shell) in _sessions:
+        return
+    recorder = CellSession(shell)
+    shell.register_magics(NbtrackerMagics)
+    recorder.register()
+    _sessions[id(shell)] = recorder
+    try:
+        session.ensure_display(shell)
+    except Exception as e:  # noqa: BLE001 - charts are a nicety; tracking works without them
+        recorder.report("inline display setup", e)
+
+
+def unload(shell: Any) -> None:
+    """Remove exactly what load added."""
+    recorder = _sessions.pop(id(shell), None)
+    if recorder is None:
+        return
+    recorder.unregister()
+    magics = shell.magics_manager.magics
+    for kind, names in (("line", ("nbtracker", "track", "untrack")), ("cell", ("nbtracker",))):
+        for name in names:
+            magics[kind].pop(name, None)
+    shell.magics_manager.registry.pop(NbtrackerMagics.__name__, None)
+    session.remove_display(shell)
+

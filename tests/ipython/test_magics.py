@@ -1,0 +1,140 @@
+"""%load_ext nbtracker in a real in-process IPython: magics, cell records, provenance, %track."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import nbtracker
+from nbtracker.core.files import read_jsonl
+
+from .conftest import cell
+
+
+def records(run):
+    return read_jsonl(run.dir / "cells.jsonl")
+
+
+def test_init_magic_cells_and_rows_linked(ip, run_root):
+    cell(ip, "import nbtracker", "c0")
+    r = cell(ip, "%nbtracker init --project demo --tag a --tag b --primary acc:max lr=0.01 name='x' layers=[1,2]", "c1")
+    assert r.success, r.error_in_exec
+    run = nbtracker.current_run()
+    assert run.project == "demo" and run.tags == ["a", "b"] and run.primary_metric == ("acc", "max")
+    assert dict(run.config) == {"lr": 0.01, "name": "x", "layers": [1, 2]}
+    cell(ip, "run = nbtracker.current_run()\nfor i in range(3):\n    run.log({'acc': i / 10})", "c2")
+    failing = cell(ip, "run.log({'acc': 0.9})\n1/0", "c3")
+    assert not failing.success
+    interrupted = cell(ip, "raise KeyboardInterrupt", "c4")
+    assert not interrupted.success
+    cell(ip, "run.log({'acc': 0.5})", "c5")
+    cell(ip, "%nbtracker finish", "c6")
+    recs = records(run)
+    assert [c["cell_id"] for c in recs] == ["c1", "c2", "c3", "c4", "c5", "c6"]  # c0 ran before the run
+    assert [c["status"] for c in recs] == ["ok", "ok", "error", "interrupted", "ok", "ok"]
+    assert recs[2]["error"]["type"] == "ZeroDivisionError"
+    assert recs[1]["steps"] == [0, 2] and recs[1]["rows"] == 3 and recs[3]["steps"] is None
+    rows = read_jsonl(run.dir / "metrics.jsonl")
+    by_cell = {c["cell_id"]: c["execution_count"] for c in recs}
+    assert [r["_cell"] for r in rows] == [by_cell["c2"]] * 3 + [by_cell["c3"], by_cell["c5"]]
+    assert json.loads((run.dir / "run.json").read_text())["status"] == "finished"
+    assert all(isinstance(c["duration"], float) and c["source"] for c in recs)
+
+
+def test_interrupt_does_not_end_the_run_and_later_cells_work(ip):
+    cell(ip, "import nbtracker\nrun = nbtracker.init(project='p')")
+    cell(ip, "raise KeyboardInterrupt")
+    assert nbtracker.current_run() is not None
+    assert cell(ip, "run.log({'x': 1})").success
+    cell(ip, "run.finish()")
+    assert [c["status"] for c in records(ip.user_ns["run"])] == ["ok", "interrupted", "ok", "ok"]
+
+
+def test_rows_reach_disk_when_the_cell_ends(ip):
+    cell(ip, "import nbtracker\nrun = nbtracker.init()\nrun.log({'a': 1})")
+    run = ip.user_ns["run"]
+    assert read_jsonl(run.dir / "metrics.jsonl")[0]["a"] == 1   # no waiting for the ticker
+    cell(ip, "run.finish()")
+
+
+def test_track_logs_one_row_per_cell_with_new_values(ip):
+    cell(ip, "import nbtracker\nrun = nbtracker.init()")
+    cell(ip, "%track loss acc")
+    cell(ip, "loss = 1.0\nacc = 0.5")
+    cell(ip, "x = 3")                       # nothing new: no row
+    cell(ip, "loss = 0.5")
+    cell(ip, "acc = 'text'")                # not numeric: ignored
+    cell(ip, "%untrack")
+    cell(ip, "loss = 0.1")
+    cell(ip, "run.finish()")
+    rows = read_jsonl(ip.user_ns["run"].dir / "metrics.jsonl")
+    assert [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows] == [
+        {"loss": 1.0, "acc": 0.5}, {"loss": 0.5}]
+
+
+def test_cell_magic_run_gives_one_run_per_execution(ip):
+    cell(ip, "import nbtracker")
+    for lr in (0.1, 0.2):
+        res = cell(ip, f"%%nbtracker run --project cellrun lr={lr}\nfor i in range(2):\n    nbtracker.log({{'loss': {lr} * i}})",
+                   "same-cell")
+        assert res.success, res.error_in_exec
+    assert nbtracker.current_run() is None
+    listed = nbtracker.runs(project="cellrun")
+    assert sorted(r.config["lr"] for r in listed) == [0.1, 0.2]
+    assert {r.status for r in listed} == {"finished"}
+    for r in listed:
+        assert [c["cell_id"] for c in records(r)] == ["same-cell"]
+        assert records(r)[0]["rows"] == 2
+    bad = cell(ip, "%%nbtracker run --project cellrun\n1/0")
+    assert not bad.success
+    assert nbtracker.runs(project="cellrun")[0].status == "failed"
+
+
+def test_status_runs_code_and_help(ip, capsys):
+    cell(ip, "import nbtracker")
+    cell(ip, "%nbtracker init --project s")
+    cell(ip, "nbtracker.log({'loss': 0.3})")
+    capsys.readouterr()
+    cell(ip, "%nbtracker status")
+    out = capsys.readouterr().out
+    assert "loss=0.3" in out and "1 rows" in out
+    cell(ip, "%nbtracker finish")
+    res = cell(ip, "%nbtracker runs --project s")
+    assert isinstance(res.result, nbtracker.RunList) and len(res.result) == 1
+    capsys.readouterr()
+    cell(ip, "%nbtracker code " + res.result[0].id)
+    assert "nbtracker.log({'loss': 0.3})" in capsys.readouterr().out
+    cell(ip, "%nbtracker")
+    assert "%%nbtracker run" in capsys.readouterr().out
+    assert not cell(ip, "%nbtracker bogus").success
+    assert not cell(ip, "%nbtracker init --bad-flag").success
+
+
+def test_load_twice_is_harmless(ip):
+    ip.run_line_magic("load_ext", "nbtracker")
+    from nbtracker import extension
+    extension.load_ipython_extension(ip)
+    assert sum(getattr(cb, "__name__", "") == "post_run_cell" for cb in ip.events.callbacks["post_run_cell"]) == 1
+
+
+def test_internal_failure_is_reported_once_and_cells_run(ip, capsys, tmp_path):
+    cell(ip, "import nbtracker\nrun = nbtracker.init()")
+    run = ip.user_ns["run"]
+    real_dir, real_path = run._dir, run._log.path
+    broken = tmp_path / "gone"
+    broken.write_text("a file, not a directory")
+    # the disk goes away under the run: every write from now on fails
+    run._dir = broken / "run"
+    capsys.readouterr()
+    try:
+        assert not cell(ip, "run.summary['x'] = 1").success      # the user's own call: a clear error
+        assert cell(ip, "run.log({'y': 2})").success               # logging only queues: fine
+        assert cell(ip, "z = 3").success and ip.user_ns["z"] == 3
+        err = capsys.readouterr().err
+        assert "StorageError" in err
+    finally:
+        run._dir = real_dir
+    assert cell(ip, "run.finish()").success
+    assert nbtracker.load(run.id).history()[0]["y"] == 2           # nothing was lost
+    assert err.count("your cell ran normally") == 1                # reported once
