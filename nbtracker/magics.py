@@ -195,18 +195,26 @@ class NbtrackerMagics(Magics):
             args = _init_parser("%%nbtracker run").parse_args(argv)
         except _Done:
             return
-        run = session.init(**_init_kwargs(args))
+        # The cell's run does not end a run the notebook already has: that one is set aside
+        # for the cell and is the current run again afterwards.
+        outer = run_module.current_run()
+        run_module._active = None
         try:
-            self.shell.ex(self.shell.transform_cell(cell))
-        except KeyboardInterrupt as e:
-            run._set_error(e)
-            run.finish("interrupted")
-            raise
-        except BaseException as e:
-            run._set_error(e)
-            run.finish("failed")
-            raise
-        run.finish()
+            run = session.init(**_init_kwargs(args))
+            try:
+                self.shell.ex(self.shell.transform_cell(cell))
+            except KeyboardInterrupt as e:
+                run._set_error(e)
+                run.finish("interrupted")
+                raise
+            except BaseException as e:
+                run._set_error(e)
+                run.finish("failed")
+                raise
+            run.finish()
+        finally:
+            if outer is not None and not outer._finished:
+                run_module._active = outer
 
     @line_magic
     def track(self, line: str) -> None:

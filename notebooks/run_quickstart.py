@@ -1,0 +1,56 @@
+"""The README's main job: execute notebooks/quickstart.ipynb in a real Jupyter kernel, headlessly,
+then print the runs table and where the files are.
+
+    python notebooks/run_quickstart.py [--dir RUN_ROOT] [--output EXECUTED.ipynb]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dir", default=os.environ.get("NBTRACKER_DIR", "nbtracker-runs"),
+                   help="run root (default: $NBTRACKER_DIR or ./nbtracker-runs)")
+    p.add_argument("--output", default="quickstart.executed.ipynb",
+                   help="where to save the executed notebook, outputs included")
+    args = p.parse_args()
+    try:
+        import nbformat
+        from nbclient import NotebookClient
+    except ImportError:
+        print("this needs nbclient and ipykernel: pip install -e '.[demo]'", file=sys.stderr)
+        return 1
+    import nbtracker
+
+    root = Path(args.dir).absolute()
+    source = HERE / "quickstart.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    env = {**os.environ, "NBTRACKER_DIR": str(root), "NBTRACKER_NOTEBOOK": str(source)}
+    print(f"executing {source.name} in a python3 kernel (runs go to {root}) ...")
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(HERE)}}).execute(env=env)
+    nbformat.write(nb, args.output)
+    runs = nbtracker.runs(project="quickstart", dir=root)
+    print()
+    print(repr(runs))
+    latest = runs[0]
+    print(f"\nlatest run: {latest.name} ({latest.id}), status {latest.status}, best val/acc "
+          f"{latest.summary.get('best/val/acc')} at step {latest.summary.get('best_step/val/acc')}")
+    print(f"its files ({latest.dir}):")
+    for path in sorted(latest.dir.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            print(f"  {path.relative_to(latest.dir)}  ({path.stat().st_size} bytes)")
+    print(f"\nexecuted notebook saved as {Path(args.output).absolute()}")
+    print("open it interactively: pip install jupyterlab && jupyter lab notebooks/quickstart.ipynb")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Issue-3 behaviour in a real python3 kernel: nbclient notebooks and a kernel we interrupt and kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import time
+
+import nbformat
+import pytest
+
+import nbtracker
+from nbtracker.core.files import read_jsonl
+
+from ..nbexec import NOTEBOOKS, execute, notebook, stream_text
+
+pytestmark = pytest.mark.kernel
+
+
+def test_quickstart_notebook_records_cells_rows_and_code(tmp_path, run_root):
+    nb = nbformat.read(NOTEBOOKS / "quickstart.ipynb", as_version=4)
+    saved = tmp_path / "quickstart.ipynb"
+    execute(nb, cwd=tmp_path, run_root=run_root, save_as=saved)     # JPY_SESSION_NAME, like Jupyter Server
+    (run,) = nbtracker.runs(project="quickstart")
+    assert run.status == "finished" and run.steps == 40 and run.best[1] > 0.9
+    cells = read_jsonl(run.dir / "cells.jsonl")
+    assert [c["status"] for c in cells] == ["ok"] * len(cells) and len(cells) == 5
+    train = next(c for c in cells if c["rows"])
+    assert train["steps"] == [0, 39] and train["rows"] == 40
+    assert {r["_cell"] for r in run.history()} == {train["execution_count"]}
+    code = run.dir / "code"
+    for name in ("history.ipynb", "clean.ipynb"):
+        nbformat.validate(nbformat.read(code / name, as_version=4))
+    for name in ("history.py", "clean.py"):
+        compile((code / name).read_text(), name, "exec")
+    assert "# %nbtracker init" in (code / "clean.py").read_text()
+    source = json.loads((code / "source.json").read_text())
+    assert source["method"] == "JPY_SESSION_NAME" and source["path"] == str(saved)
+    assert (code / "notebook.ipynb").read_bytes() == saved.read_bytes()
+    assert source["differences"]["cells_in_file_never_run"] == 1          # the cell after finish
+
+
+def test_statuses_track_and_cell_runs_in_a_kernel(tmp_path, run_root):
+    nb = notebook(
+        "%load_ext nbtracker\nimport nbtracker",
+        "run = nbtracker.init(project='k')\n%track acc",
+        "acc = 0.5\nrun.log({'loss': 1.0})",
+        "acc = 0.7\n1/0",
+        "raise KeyboardInterrupt",
+        "acc = 0.7",
+        "%%nbtracker run --project cellrun seed=1\nnbtracker.log({'x': 1})",
+        "%%nbtracker run --project cellrun seed=2\nnbtracker.log({'x': 2})",
+        "run = nbtracker.init(project='k', resume=run.id)\nrun.log({'after': 1})\nrun.finish()",
+    )
+    execute(nb, cwd=tmp_path, run_root=run_root, allow_errors=True)
+    (run,) = nbtracker.runs(project="k")
+    cells = read_jsonl(run.dir / "cells.jsonl")
+    # init, track, error, interrupt, ok, two cell runs (the notebook's run stays active), resume
+    assert [c["status"] for c in cells] == ["ok", "ok", "error", "interrupted", "ok", "ok", "ok", "ok"]
+    assert cells[2]["error"]["type"] == "ZeroDivisionError"
+    assert [c["rows"] for c in cells[5:7]] == [0, 0]           # the cell runs' rows went to their own runs
+    rows = run.history()
+    tracked = [r["acc"] for r in rows if "acc" in r]
+    assert tracked == [0.5, 0.7]                 # one row per cell with a new value; 0.7 twice is one
+    assert rows[0]["_cell"] == cells[1]["execution_count"]
+    assert rows[-1]["after"] == 1 and run.status == "finished"
+    cell_runs = nbtracker.runs(project="cellrun")
+    assert sorted(r.config["seed"] for r in cell_runs) == [1, 2] and {r.status for r in cell_runs} == {"finished"}
+
+
+def test_unwritable_run_root_keeps_the_notebook_working(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    nb = notebook("%load_ext nbtracker\nimport nbtracker", "run = nbtracker.init()", "print('still', 1 + 1)",
+                  "%nbtracker status")
+    execute(nb, cwd=tmp_path, run_root=blocker / "runs", allow_errors=True)
+    assert nb.cells[1].outputs[0]["ename"] == "StorageError"
+    assert "still 2" in stream_text(nb.cells[2:3])
+    assert "no active run" in stream_text(nb.cells[3:4])
+
+
+def _wait_idle(kc, msg_id, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            msg = kc.get_iopub_msg(timeout=1)
+        except queue.Empty:
+            continue
+        if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
+                and msg["content"]["execution_state"] == "idle"):
+            return
+    raise TimeoutError("kernel did not become idle")
+
+
+def test_real_interrupt_then_kill_leaves_a_crashed_run_with_rows(tmp_path, run_root):
+    from jupyter_client.manager import start_new_kernel
+
+    env = {**os.environ, "NBTRACKER_DIR": str(run_root)}
+    km, kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(tmp_path))
+    try:
+        for code in ("%load_ext nbtracker\nimport nbtracker, time", "run = nbtracker.init(project='live')"):
+            _wait_idle(kc, kc.execute(code))
+        (view,) = nbtracker.runs(project="live")
+        loop = "for i in range(10**9):\n    run.log({'i': i})\n    time.sleep(0.001)"
+        msg_id = kc.execute(loop)
+        time.sleep(1.5)
+        km.interrupt_kernel()                                  # a real SIGINT, like the stop button
+        _wait_idle(kc, msg_id)
+        _wait_idle(kc, kc.execute("run.log({'after_interrupt': 1})"))
+        msg_id = kc.execute(loop)
+        deadline = time.time() + 20
+        while time.time() < deadline and len(nbtracker.load(view.id).history()) < 1500:
+            time.sleep(0.2)
+        assert nbtracker.load(view.id).status == "running"
+        km.signal_kernel(signal.SIGKILL)                       # no atexit, no finish
+        deadline = time.time() + 10
+        while km.is_alive() and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        kc.stop_channels()
+        if km.is_alive():
+            km.shutdown_kernel(now=True)
+    dead = nbtracker.load(view.id)
+    assert dead.status == "crashed"
+    cells = read_jsonl(dead.dir / "cells.jsonl")
+    assert [c["status"] for c in cells] == ["ok", "interrupted", "ok"]   # the killed cell never ended
+    assert cells[1]["error"]["type"] == "KeyboardInterrupt" and cells[1]["rows"] > 100
+    rows = dead.history()
+    assert any("after_interrupt" in r for r in rows) and len(rows) >= 1500
