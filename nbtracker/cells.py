@@ -182,7 +182,7 @@ class CellSession:
                 state.log.flush()
                 state.code_dirty = True
             if not run._finished:
-                run.flush()
+                run.flush(summary=False)  # rows now; run.json follows within half a second
         finally:
             if events.has("cell_end"):
                 events.emit("cell_end", run, rec)

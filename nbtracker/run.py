@@ -278,14 +278,17 @@ class Run:
                 self._dirty = True
                 raise StorageError(f"could not write {self._dir / RUN_FILE}: {e}") from e
 
-    def flush(self) -> None:
-        """Write queued rows and the summary now (rows are also written about twice a second)."""
+    def flush(self, summary: bool = True) -> None:
+        """Write queued rows and, unless ``summary=False``, run.json now.
+
+        Both are also written about twice a second by a background thread.
+        """
         try:
             self._log.flush()
         except OSError as e:
             raise StorageError(f"could not append to {self._log.path}: {e}; the "
                                f"{self._log.pending} rows stay in memory and are retried") from e
-        if self._dirty:
+        if self._dirty and summary:
             self._persist()
         if events.has("flush"):
             events.emit("flush", self)

@@ -7,7 +7,7 @@ import re
 from typing import Any, Iterable
 
 # Lines IPython turns into calls: magics, shell escapes, help, and assignments from them.
-_IPY_LINE = re.compile(r"^\s*([%!]|\w[\w.]*\s*=\s*[%!])|\?\s*$")
+_IPY_LINE = re.compile(r"^\s*([%!]|\w[\w.]*\s*=\s*[%!])")
 
 
 def py_source(source: str) -> str:
@@ -16,7 +16,7 @@ def py_source(source: str) -> str:
     lines = source.splitlines()
     if lines and lines[0].lstrip().startswith("%%"):
         return "\n".join("# " + line if line else "#" for line in lines)
-    out = ["# " + line if _IPY_LINE.match(line) else line for line in lines]
+    out = ["# " + line if _IPY_LINE.match(line) or line.rstrip().endswith("?") else line for line in lines]
     text = "\n".join(out)
     try:
         compile(text, "<cell>", "exec")

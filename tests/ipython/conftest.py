@@ -13,6 +13,8 @@ from nbtracker import magics
 def ip():
     start_ipython()  # once per process; later calls return None
     shell = get_ipython()
+    shell.history_manager.reset(new_session=True)   # each test is its own kernel session
+    shell.execution_count = 1
     before = {name: list(shell.events.callbacks[name]) for name in ("pre_run_cell", "post_run_cell")}
     shell.run_line_magic("load_ext", "nbtracker")
     yield shell
