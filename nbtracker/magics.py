@@ -30,8 +30,6 @@ HELP = """nbtracker: track runs from a notebook.
   %nbtracker runs [--project P] [--sort KEY] [--desc]    table of runs
   %nbtracker code [RUN]        the captured (clean) code of a run
   %nbtracker diff RUN RUN      config, summary and tags side by side
-  %nbtracker compare RUN [RUN ...] --metric M            one chart, a line per run
-  %nbtracker live              show the current run's live charts here
   %%nbtracker run [init options]   run this cell inside its own run
   %track x y ...  /  %untrack [x ...]   log watched variables after every cell
 """
@@ -173,22 +171,6 @@ class NbtrackerMagics(Magics):
         if len(argv) != 2:
             raise UsageError("usage: %nbtracker diff RUN RUN")
         cli.main(["diff", *argv])
-
-    def _cmd_compare(self, argv: list[str]) -> Any:
-        p = _Parser(prog="%nbtracker compare")
-        p.add_argument("runs", nargs="*")
-        p.add_argument("--metric", "-m", required=True)
-        p.add_argument("--project", "-p")
-        args = p.parse_args(argv)
-        runs = args.runs or session.runs(args.project)
-        return session.compare(runs, args.metric)
-
-    def _cmd_live(self, argv: list[str]) -> None:
-        run = run_module.current_run()
-        if run is None:
-            print("nbtracker: no active run")
-            return
-        run.display()
 
     def _run_cell(self, argv: list[str], cell: str) -> None:
         try:

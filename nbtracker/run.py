@@ -338,17 +338,6 @@ class Run:
         if events.has("finish"):
             events.emit("finish", self)
 
-    def display(self) -> None:
-        """Show this run's live charts here (a notebook) or a text view (a terminal).
-
-        Needs a frontend layer subscribed to the ``display`` event, which ``nbtracker.init``
-        and ``%load_ext nbtracker`` set up inside IPython.
-        """
-        if not events.has("display"):
-            raise NbtrackerError("no inline display is available here (not running under IPython); "
-                                 "use nbtracker.load(run_id).history() or `nbtracker show`")
-        events.emit("display", self)
-
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any] | None:
         return reprs.bundle(self, include, exclude)
 

@@ -70,13 +70,3 @@ init.__doc__ = _run.init.__doc__
 runs.__doc__ = _query.runs.__doc__
 load.__doc__ = _query.load.__doc__
 
-
-def compare(runs: Any, metric: str, **kwargs: Any) -> Any:
-    """Overlay ``metric`` across ``runs`` in one chart (static PNG, live when a kernel runs).
-
-    ``runs`` is a ``RunList``, or a list of runs, run views or run ids.
-    """
-    ensure_display()
-    from . import display
-
-    return display.compare(runs, metric, **kwargs)
