@@ -9,7 +9,7 @@ Listener = Callable[..., None]
 
 #: Events and their arguments:
 #: ``init(run)``, ``log(run, row)``, ``flush(run)``, ``finish(run)``: emitted by the run;
-#: ``display(run)``: ``run.display()`` was called;
+#: ``display(run)``: reserved for the inline display layer;
 #: ``cell_start(run, info)``, ``cell_end(run, record)``: emitted by the Jupyter session around
 #: every cell executed while the run is active (``record`` is the dict written to cells.jsonl).
 #: ``flush`` may come from the background ticker thread; the others come from the caller's thread.
