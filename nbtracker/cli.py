@@ -8,7 +8,6 @@ import math
 import os
 import shutil
 import sys
-from pathlib import Path
 from typing import Any, Sequence
 
 from ._version import __version__

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from . import lifecycle as _lifecycle
 from . import run as _run
 from .core import query as _query
 
@@ -53,7 +54,7 @@ def remove_display(shell: Any = None) -> None:
 
 def init(*args: Any, **kwargs: Any) -> _run.Run:
     ensure_display()
-    return _run.init(*args, **kwargs)
+    return _lifecycle.init(*args, **kwargs)
 
 
 def runs(*args: Any, **kwargs: Any) -> _query.RunList:
@@ -66,7 +67,7 @@ def load(*args: Any, **kwargs: Any) -> _query.RunView:
     return _query.load(*args, **kwargs)
 
 
-init.__doc__ = _run.init.__doc__
+init.__doc__ = _lifecycle.init.__doc__
 runs.__doc__ = _query.runs.__doc__
 load.__doc__ = _query.load.__doc__
 

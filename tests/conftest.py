@@ -22,3 +22,24 @@ def run_root(tmp_path, monkeypatch):
             pass
     assert not leaked, f"test left runs open: {[r.id for r in leaked]}"
     assert nbtracker.current_run() is None
+
+
+@pytest.fixture
+def ip():
+    """The in-process IPython shell with ``%load_ext nbtracker``; checks unload removes the hooks."""
+    from IPython import get_ipython
+    from IPython.testing.globalipapp import start_ipython
+
+    from nbtracker import magics
+
+    start_ipython()  # once per process; later calls return None
+    shell = get_ipython()
+    shell.history_manager.reset(new_session=True)   # each test is its own kernel session
+    shell.execution_count = 1
+    before = {name: list(shell.events.callbacks[name]) for name in ("pre_run_cell", "post_run_cell")}
+    shell.run_line_magic("load_ext", "nbtracker")
+    yield shell
+    shell.run_line_magic("unload_ext", "nbtracker")
+    after = {name: list(shell.events.callbacks[name]) for name in ("pre_run_cell", "post_run_cell")}
+    assert after == before, "unload left IPython callbacks behind"
+    assert id(shell) not in magics._sessions

@@ -13,7 +13,7 @@ from nbtracker.capture import CodeCapture, clean_version
 from nbtracker.capture.convert import py_source
 from nbtracker.capture.identity import find_notebook
 
-from ..ipython.conftest import cell, ip  # noqa: F401 - the shared shell fixture
+from ..ipshell import cell
 
 
 @pytest.mark.parametrize("src,expected", [

@@ -58,7 +58,7 @@ def test_load_by_id_prefix_name_and_path():
 
 
 def test_history_keys_and_pandas():
-    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pandas")
     run = make(values=[{"loss": 1.0}, {"acc": 0.5}, {"loss": 0.5, "acc": 0.7}])
     view = nbtracker.load(run.id)
     assert [r["loss"] for r in view.history(keys=["loss"])] == [1.0, 0.5]

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 import nbtracker
 from nbtracker.core.files import read_jsonl
 
-from .conftest import cell
+from ..ipshell import cell
 
 
 def records(run):
