@@ -24,7 +24,7 @@ def notebook(*sources: str) -> nbformat.NotebookNode:
 
 def execute(nb: nbformat.NotebookNode | str | Path, *, cwd: Path, run_root: Path,
             env: dict[str, str] | None = None, timeout: int = 120, allow_errors: bool = False,
-            save_as: Path | None = None) -> nbformat.NotebookNode:
+            save_as: Path | None = None, kernel_args: list[str] | None = None) -> nbformat.NotebookNode:
     """Execute ``nb`` in a fresh ``python3`` kernel whose ``NBTRACKER_DIR`` is ``run_root``.
 
     ``save_as`` writes the notebook there first and passes its path as ``JPY_SESSION_NAME``,
@@ -38,7 +38,7 @@ def execute(nb: nbformat.NotebookNode | str | Path, *, cwd: Path, run_root: Path
         nbformat.write(nb, str(save_as))
         kernel_env["JPY_SESSION_NAME"] = str(save_as)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
-                            resources={"metadata": {"path": str(cwd)}})
+                            resources={"metadata": {"path": str(cwd)}}, extra_arguments=kernel_args or [])
     client.execute(env=kernel_env)
     return nb
 

@@ -129,3 +129,72 @@ def test_real_interrupt_then_kill_leaves_a_crashed_run_with_rows(tmp_path, run_r
     assert cells[1]["error"]["type"] == "KeyboardInterrupt" and cells[1]["rows"] > 100
     rows = dead.history()
     assert any("after_interrupt" in r for r in rows) and len(rows) >= 1500
+
+
+def test_loaded_from_ipython_config_without_load_ext(tmp_path, run_root):
+    nb = notebook("import nbtracker\nrun = nbtracker.init(project='cfg')", "run.log({'a': 1})", "run.finish()")
+    execute(nb, cwd=tmp_path, run_root=run_root, kernel_args=["--InteractiveShellApp.extensions=['nbtracker']"])
+    (run,) = nbtracker.runs(project="cfg")
+    assert [c["status"] for c in read_jsonl(run.dir / "cells.jsonl")] == ["ok", "ok", "ok"]
+    assert run.history()[0]["_cell"] == 2
+
+
+def test_notebook_found_through_a_local_server_sessions_api(tmp_path, run_root, monkeypatch):
+    """A stand-in for Jupyter Server's GET /api/sessions (token required), found via jpserver-*.json."""
+    import http.server
+    import threading
+
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))   # kernel connection files land here too
+    work = tmp_path / "work"
+    work.mkdir()
+    nb = notebook("%load_ext nbtracker\nimport nbtracker\nrun = nbtracker.init(project='srv')", "run.finish()")
+    nbformat.write(nb, str(work / "found-me.ipynb"))
+    seen = []
+
+    class Sessions(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            seen.append(self.path)
+            if "token=s3cret" not in self.path:
+                self.send_response(403)
+                self.end_headers()
+                return
+            kernels = [p.stem[len("kernel-"):] for p in runtime.glob("kernel-*.json")]  # what it runs
+            body = json.dumps([{"kernel": {"id": k}, "path": "found-me.ipynb"} for k in kernels]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sessions)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # Started the way Jupyter Server starts kernels: connection file runtime/kernel-<id>.json.
+    from jupyter_client.manager import KernelManager
+
+    kernel_id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+    km = KernelManager(kernel_name="python3", connection_file=str(runtime / f"kernel-{kernel_id}.json"))
+    try:
+        (runtime / "jpserver-4242.json").write_text(json.dumps({
+            "url": f"http://127.0.0.1:{server.server_port}/", "token": "s3cret", "root_dir": str(work)}))
+        km.start_kernel(env={**os.environ, "NBTRACKER_DIR": str(run_root)}, cwd=str(work))
+        kc = km.client()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=60)
+        for c in nb.cells:
+            _wait_idle(kc, kc.execute(c.source))
+        kc.stop_channels()
+    finally:
+        km.shutdown_kernel(now=True)
+        server.shutdown()
+    (run,) = nbtracker.runs(project="srv")
+    source = json.loads((run.dir / "code" / "source.json").read_text())
+    assert source["method"] == "jupyter server sessions API", source and source["path"] == str(work / "found-me.ipynb")
+    assert seen and all(p.startswith("/api/sessions") for p in seen)
+    for path in run.dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert b"s3cret" not in data and str(server.server_port).encode() + b"/" not in data, path
