@@ -131,7 +131,7 @@ class CellSession:
         cell["runs"].append(run)
         run._context["_cell"] = cell["execution_count"]
         run._cell_span = None
-        if run.id not in {s.run.id for s in self.runs.values()}:
+        if id(run) not in self.runs:
             self.runs[id(run)] = RunCells(run, self.shell, self.report)
         if events.has("cell_start"):
             events.emit("cell_start", run, info)
@@ -166,18 +166,20 @@ class CellSession:
             "steps": None,
             "rows": 0,
         }
-        for run in cell["runs"]:
-            self._leave(run, record)
+        recorded: set[str] = set()
+        for run in cell["runs"]:  # a run finished and resumed in one cell: one record for it
+            self._leave(run, record, write=run.id not in recorded)
+            recorded.add(run.id)
             if run._finished:
                 self._close(run)
 
-    def _leave(self, run: Run, record: dict[str, Any]) -> None:
+    def _leave(self, run: Run, record: dict[str, Any], write: bool = True) -> None:
         span, run._cell_span = run._cell_span, None
         run._context.pop("_cell", None)
         rec = dict(record, steps=span[:2] if span else None, rows=span[2] if span else 0)
         state = self.runs.get(id(run))
         try:
-            if state is not None:
+            if state is not None and write:
                 state.log.append(dumps(rec))
                 state.log.flush()
                 state.code_dirty = True

@@ -139,8 +139,7 @@ class NbtrackerMagics(Magics):
         if summary:
             lines.append("last     " + ", ".join(f"{k}={fmt_value(v)}" for k, v in list(summary.items())[:12]))
         state = _sessions.get(id(self.shell))
-        cells = [e for e in (state.executions if state else [])][-3:]
-        for e in cells:
+        for e in (state.executions if state else [])[-3:]:
             lines.append(f"cell     [{e['execution_count']}] {e['status']}")
         print("\n".join(lines))
 

@@ -14,6 +14,7 @@ from . import run as _run
 from .core import query as _query
 
 _display_installed = False
+_display_missing = False
 
 
 def _shell() -> Any:
@@ -29,15 +30,16 @@ def _shell() -> Any:
 
 def ensure_display(shell: Any = None) -> None:
     """Install the display layer once, when running under IPython."""
-    global _display_installed
-    if _display_installed:
+    global _display_installed, _display_missing
+    if _display_installed or _display_missing:
         return
     shell = shell if shell is not None else _shell()
     if shell is None:
         return
     try:
         from . import display
-    except ImportError:  # the display layer is optional until it lands
+    except ImportError:  # no display layer in this version: do not look again
+        _display_missing = True
         return
     display.install(shell)
     _display_installed = True

@@ -118,10 +118,12 @@ def _ends_torn(path: Path) -> bool:
         return False
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_jsonl(path: Path, live: bool = False) -> list[dict[str, Any]]:
     """Read every row of a JSON Lines file, skipping (with one warning) lines that do not parse.
 
     A torn last line is what a killed writer leaves; it is skipped and reported, never fatal.
+    With ``live=True`` (the writer is alive) an unfinished last line is a write in flight:
+    it is skipped without a warning.
     """
     try:
         with open(path, "rb") as f:
@@ -151,10 +153,10 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     finally:
         if gc_was_on:
             gc.enable()
-    return list(_read_lines_slow(path, data))
+    return list(_read_lines_slow(path, data, live))
 
 
-def _read_lines_slow(path: Path, data: bytes) -> Iterator[dict[str, Any]]:
+def _read_lines_slow(path: Path, data: bytes, live: bool) -> Iterator[dict[str, Any]]:
     bad: list[int] = []
     lines = data.split(b"\n")
     for lineno, line in enumerate(lines, 1):
@@ -169,8 +171,10 @@ def _read_lines_slow(path: Path, data: bytes) -> Iterator[dict[str, Any]]:
             yield row
         else:
             bad.append(lineno)
+    last = len(lines) - (1 if data.endswith(b"\n") else 0)
+    if live and bad and bad[-1] == last and not data.endswith(b"\n"):
+        bad.pop()  # the writer is still writing that line
     if bad:
-        last = len(lines) - (1 if data.endswith(b"\n") else 0)
         what = "a torn last line" if bad == [last] else f"{len(bad)} unreadable line(s) ({_span(bad)})"
         warnings.warn(f"{path}: skipped {what}; the writer was probably killed mid-write",
                       NbtrackerWarning, stacklevel=3)

@@ -93,7 +93,7 @@ class RunView:
 
         With ``keys``, only rows holding at least one of them, trimmed to those keys.
         """
-        rows = read_jsonl(self.dir / METRICS_FILE)
+        rows = read_jsonl(self.dir / METRICS_FILE, live=self.status == "running")
         if keys is None:
             return rows
         wanted = [keys] if isinstance(keys, str) else list(keys)
@@ -149,19 +149,19 @@ class RunList(Sequence[RunView]):
         return iter(self._runs)
 
     def sort(self, key: str, descending: bool = False) -> "RunList":
-        """Sort in place by ``key`` (runs without it, or with NaN, go last) and return self."""
-        def rank(run: RunView) -> tuple[int, Any]:
+        """Sort in place by ``key``: numbers, then text, then runs without it (or NaN); returns self."""
+        numbers, texts, missing = [], [], []
+        for run in self._runs:
             v = run.get(key)
             if v is None or (isinstance(v, float) and math.isnan(v)):
-                return (2, 0)
-            if isinstance(v, (int, float)):
-                return (0, -v if descending else v)
-            return (1, str(v))
-        self._runs.sort(key=rank)
-        if descending:  # strings sort descending too, keeping the missing values last
-            nums = [r for r in self._runs if rank(r)[0] == 0]
-            strs = [r for r in self._runs if rank(r)[0] == 1][::-1]
-            self._runs = nums + strs + [r for r in self._runs if rank(r)[0] == 2]
+                missing.append(run)
+            elif isinstance(v, (int, float)):
+                numbers.append((v, run))
+            else:
+                texts.append((str(v), run))
+        numbers.sort(key=lambda p: p[0], reverse=descending)
+        texts.sort(key=lambda p: p[0], reverse=descending)
+        self._runs = [r for _, r in numbers] + [r for _, r in texts] + missing
         return self
 
     def filter(self, *, tags: Iterable[str] | None = None, status: str | Iterable[str] | None = None,

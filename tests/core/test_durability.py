@@ -182,3 +182,19 @@ def test_failed_writes_keep_rows_and_finish_can_be_retried(run_root):
         log._fd = real_fd
     run.finish()
     assert [r["a"] for r in read_jsonl(run.dir / "metrics.jsonl")] == [1.0, 2.0]
+
+
+def test_a_live_runs_unfinished_last_line_is_not_an_error(run_root):
+    import warnings
+
+    run = nbtracker.init()
+    try:
+        run.log({"a": 1.0})
+        run.flush()
+        with open(run.dir / "metrics.jsonl", "a") as f:
+            f.write('{"_step":1,"_ti')                # a write in flight, as a concurrent reader may see
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert [r["a"] for r in nbtracker.load(run.id).history()] == [1.0]
+    finally:
+        run.finish()

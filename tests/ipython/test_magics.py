@@ -136,3 +136,12 @@ def test_internal_failure_is_reported_once_and_cells_run(ip, capsys):
     assert "StorageError" in err and err.count("your cell ran normally") == 1   # reported once
     assert cell(ip, "run.finish()").success
     assert [r["y"] for r in nbtracker.load(run.id).history()] == [2, 3]      # nothing was lost
+
+
+def test_resumed_run_in_the_same_kernel_keeps_recording_cells(ip):
+    cell(ip, "import nbtracker\nrun = nbtracker.init(project='r')")
+    cell(ip, "run.finish()\nrun = nbtracker.init(project='r', resume=run.id)")
+    cell(ip, "run.log({'a': 1})")
+    cell(ip, "run.finish()")
+    recs = records(ip.user_ns["run"])
+    assert [r["rows"] for r in recs] == [0, 0, 1, 0] and len(recs) == 4
