@@ -50,6 +50,13 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     A run already active in this process is finished first, with a one-line notice.
     """
     root = resolve_root(dir)
+    # Validate before finishing the active run: a rejected init must leave it running.
+    pm = _check_primary(primary_metric)
+    tags_list = _check_tags(tags) if tags is not None else None
+    if resume is not None:
+        check_run_id(resume)
+    if project is not None or resume is None:
+        project = check_project(project)
     if registry._active is not None:
         prev = registry._active
         print(f"nbtracker: finished run {prev.name!r} ({prev.id}) because a new run started",
@@ -59,12 +66,10 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
         except StorageError as e:  # keep it open (retried at exit); the new run may still work
             print(f"nbtracker: {e}", file=sys.stderr)
             registry._active = None
-    pm = _check_primary(primary_metric)
-    tags_list = _check_tags(tags) if tags is not None else None
     if resume is not None:
         run = _reopen(root, project, resume, name, config, tags_list, notes, group, pm)
     else:
-        run = _create(root, check_project(project), name, config, tags_list or [], notes, group, pm)
+        run = _create(root, project, name, config, tags_list or [], notes, group, pm)
     _install_process_hooks()
     registry._open[id(run)] = run
     registry._active = run
@@ -128,7 +133,7 @@ def _reopen(root: Path, project: str | None, run_id: str, name: str | None, conf
     else:
         try:
             candidates = [Path(e.path) / run_id for e in os.scandir(root) if e.is_dir()]
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             candidates = []
     found = [c for c in candidates if (c / RUN_FILE).is_file()]
     if not found:
@@ -162,8 +167,7 @@ def _first_write(run: Run, lock: WriterLock, config: Any) -> Run:
     try:
         if config is not None:
             run.config.update(config)
-        else:
-            run._persist()
+        run._persist()  # also when the config added nothing (None, {}): run.json must exist
     except BaseException:
         lock.release()
         raise
@@ -202,6 +206,9 @@ def _install_process_hooks() -> None:
         return
     _process_hooks = True
     atexit.register(_finish_at_exit)
+    if hasattr(os, "register_at_fork"):
+        # A forked child must not finish (at its exit) or re-write its parent's runs.
+        os.register_at_fork(after_in_child=_forget_runs_in_child)
     previous = sys.excepthook
 
     def excepthook(exc_type: Any, exc: Any, tb: Any) -> None:
@@ -212,6 +219,12 @@ def _install_process_hooks() -> None:
         previous(exc_type, exc, tb)
 
     sys.excepthook = excepthook
+
+
+def _forget_runs_in_child() -> None:
+    # The parent writes its runs (and their queued rows); the child's exit must not finish them.
+    registry._open.clear()
+    registry._active = None
 
 
 def _finish_at_exit() -> None:

@@ -375,8 +375,8 @@ def _check_step(step: Any) -> int:
         step = operator.index(step)
     except TypeError:
         raise InvalidValueError(f"step must be an integer, not {type(step).__name__}") from None
-    if step < 0:
-        raise InvalidKeyError(f"step must be >= 0, got {step}")
+    if step < 0 or step > INT_LIMIT:  # beyond 2**63-1 pandas cannot read the file
+        raise InvalidKeyError(f"step must be between 0 and 2**63-1, got {step}")
     return step
 
 

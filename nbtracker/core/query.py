@@ -28,8 +28,18 @@ class RunView:
 
     def __init__(self, path: Path, doc: Mapping[str, Any]) -> None:
         self.dir = path
-        self._doc = dict(doc)
         self.status: str = effective_status(path, doc.get("status"))
+        if self.status == "crashed" and doc.get("status") == "running":
+            # The writer may have finished between our read of run.json and the lock probe:
+            # it writes its final run.json before it releases the lock, so read it again.
+            try:
+                fresh = read_json(path / RUN_FILE)
+            except (OSError, ValueError):
+                fresh = None
+            if isinstance(fresh, dict) and fresh.get("status") != "running":
+                doc = fresh
+                self.status = effective_status(path, doc.get("status"))
+        self._doc = dict(doc)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> "RunView":
@@ -219,6 +229,8 @@ def load(run: str | os.PathLike[str], dir: str | os.PathLike[str] | None = None,
 def find_run_dir(ref: str | os.PathLike[str], dir: str | os.PathLike[str] | None = None,
                  project: str | None = None) -> Path:
     """Resolve a run reference to its directory, or raise ``RunNotFoundError``."""
+    if not str(ref):
+        raise RunNotFoundError("empty run reference: pass a run id, id prefix, name or run directory")
     as_path = Path(ref)
     if (as_path / RUN_FILE).is_file():
         return as_path
@@ -261,7 +273,7 @@ def _run_dirs(root: Path, project: str | None) -> Iterator[Path]:
     else:
         try:
             projects = [Path(e.path) for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")]
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # no root yet, or a file: no runs
             return
     for p in projects:
         try:

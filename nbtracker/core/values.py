@@ -42,6 +42,8 @@ def coerce_value(key: str, value: Any) -> Any:
         return None
     if t is bool:
         return int(value)
+    if isinstance(value, str):  # str subclasses: numpy.str_, StrEnum members (their text, not str())
+        return str.__str__(value)
     item = getattr(value, "item", None)  # numpy scalars and 0-d arrays, torch tensors, jax arrays
     if item is not None and callable(item) and not isinstance(value, (str, bytes)):
         try:
