@@ -70,3 +70,51 @@ def test_version_is_single_sourced():
     from importlib.metadata import version
 
     assert version("nbtracker") == nbtracker.__version__
+
+
+def test_metrics_rows_types_and_non_finite_literals():
+    import math
+
+    with nbtracker.init(project="c") as run:
+        run.log({"f": 0.5, "i": 3, "b": True, "s": "t\n\"q\"", "nan": math.nan, "inf": math.inf,
+                 "ninf": -math.inf, "neg0": -0.0})
+        run.log({"f": 1.5}, step=9)
+    text = (run.dir / "metrics.jsonl").read_text(encoding="utf-8")
+    lines = text.split("\n")
+    assert lines[-1] == "" and len(lines) == 3                  # every row ends with "\n"
+    assert '"nan":NaN' in lines[0] and '"inf":Infinity' in lines[0] and '"ninf":-Infinity' in lines[0]
+    assert text.isascii()                                       # non-ASCII is \u-escaped
+    first, second = (json.loads(line) for line in lines[:2])
+    assert type(first["_step"]) is int and type(first["_time"]) is float
+    assert (first["b"], first["i"], first["s"]) == (1, 3, "t\n\"q\"") and type(first["i"]) is int
+    assert math.copysign(1, first["neg0"]) == -1
+    assert list(second) == ["_step", "_time", "f"] and second["_step"] == 9
+    doc = json.loads((run.dir / "run.json").read_text())
+    assert doc["rows"] == 2 and doc["summary"]["f"] == 1.5
+
+
+def test_run_json_error_resumes_and_no_temp_files_left():
+    try:
+        with nbtracker.init(project="c") as run:
+            run.log({"a": 1})
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    again = nbtracker.init(resume=run.id)
+    again.finish()
+    doc = json.loads((run.dir / "run.json").read_text())
+    assert doc["error"] is None and doc["status"] == "finished"    # a resume clears the old error
+    assert len(doc["resumes"]) == 1 and isinstance(doc["resumes"][0], float)
+    assert doc["resumes"][0] >= doc["start_time"] and doc["end_time"] >= doc["resumes"][0]
+    assert sorted(p.name for p in run.dir.iterdir()) == [".lock", "heartbeat", "metrics.jsonl", "run.json"]
+
+
+def test_failed_run_json_records_the_error():
+    try:
+        with nbtracker.init(project="c") as run:
+            raise ValueError("x" * 5000)
+    except ValueError:
+        pass
+    doc = json.loads((run.dir / "run.json").read_text())
+    assert doc["status"] == "failed" and doc["error"]["type"] == "ValueError"
+    assert len(doc["error"]["message"]) == 2000                  # long messages are cut

@@ -47,83 +47,6 @@ def test_names_count_up_within_a_project(run_root):
     assert [n.rsplit("-", 1)[1] for n in names] == ["1", "2", "3"]
 
 
-def test_log_steps_commit_and_flatten():
-    with nbtracker.init() as run:
-        run.log({"loss": 0.42, "acc": 0.81})
-        run.log({"val": {"acc": 0.8, "loss": 0.5}}, step=10)
-        run.log({"lr": 0.01}, commit=False)
-        run.log({"loss": 0.3})
-        run.log({"loss": 0.9}, step=3)          # backwards: recorded as logged
-        run.log({"loss": 0.1})
-        assert run.step == 13
-    got = rows(run)
-    assert [r["_step"] for r in got] == [0, 10, 11, 3, 12]
-    assert got[1]["val/acc"] == 0.8 and got[1]["val/loss"] == 0.5
-    assert got[2]["lr"] == 0.01 and got[2]["loss"] == 0.3
-    assert all(isinstance(r["_time"], float) for r in got)
-    assert list(got[0]) == ["_step", "_time", "loss", "acc"]
-
-
-def test_pending_row_is_written_at_finish():
-    run = nbtracker.init()
-    run.log({"a": 1}, commit=False)
-    run.log({"b": 2}, step=7, commit=False)
-    run.finish()
-    assert rows(run) == [{"_step": 7, "_time": rows(run)[0]["_time"], "a": 1, "b": 2}]
-
-
-def test_values_coercion_and_round_trip():
-    np = pytest.importorskip("numpy")
-    with nbtracker.init() as run:
-        run.log({"f": np.float32(0.5), "i": np.int64(3), "a0": np.array(2.5), "b": True,
-                 "big": 2**70, "nan": math.nan, "inf": math.inf, "ninf": -math.inf,
-                 "s": "text ünïcode", "skip": None})
-    (row,) = nbtracker.load(run.id).history()
-    assert row["f"] == 0.5 and row["i"] == 3 and row["a0"] == 2.5 and row["b"] == 1
-    assert row["big"] == float(2**70) and isinstance(row["big"], float)
-    assert math.isnan(row["nan"]) and row["inf"] == math.inf and row["ninf"] == -math.inf
-    assert row["s"] == "text ünïcode" and "skip" not in row
-
-
-@pytest.mark.parametrize("bad", [[1, 2], {1, 2}, object(), b"bytes", 3j])
-def test_bad_values_raise_typeerror_naming_the_key(bad):
-    with nbtracker.init() as run:
-        run.log({"ok": 1})
-        with pytest.raises(TypeError, match="'weird'"):
-            run.log({"fine": 2.0, "weird": bad})
-    assert [set(r) - {"_step", "_time"} for r in rows(run)] == [{"ok"}]
-
-
-def test_multi_element_array_is_rejected():
-    np = pytest.importorskip("numpy")
-    with nbtracker.init() as run:
-        with pytest.raises(TypeError, match="'arr'.*single number"):
-            run.log({"arr": np.ones(3)})
-
-
-@pytest.mark.parametrize("key", ["", "_step", "_mine", 3, None, "a//b", "a/", "tab\tkey"])
-def test_bad_keys_raise_valueerror_and_record_nothing(key):
-    with nbtracker.init() as run:
-        with pytest.raises(ValueError):
-            run.log({"good": 1.0, key: 1.0})
-        with pytest.raises(ValueError):
-            run.log({"outer": {key: 1.0}})
-    assert rows(run) == []
-
-
-def test_log_rejects_non_mappings_and_bad_steps():
-    with nbtracker.init() as run:
-        for bad in ([("a", 1)], "a=1", 3):
-            with pytest.raises(TypeError):
-                run.log(bad)
-        with pytest.raises(TypeError):
-            run.log({"a": 1}, step=1.5)
-        with pytest.raises(ValueError):
-            run.log({"a": 1}, step=-1)
-        run.log({"a": 1}, step=__import__("numpy").int64(4))
-    assert [r["_step"] for r in rows(run)] == [4]
-
-
 def test_config_sources_and_repr_fallback():
     ns = argparse.Namespace(lr=0.1, layers=[64, 32])
     with nbtracker.init(config=ns) as run:
@@ -215,3 +138,142 @@ def test_tags_and_notes_setters_persist():
         run.tags = ["one", "two", "two"]
         run.notes = "changed"
     assert doc(run)["tags"] == ["one", "two"] and doc(run)["notes"] == "changed"
+
+
+def test_identity_properties_are_typed_and_path_safe(run_root):
+    import time
+    from pathlib import Path
+
+    before = time.time()
+    run = nbtracker.init(project="props", primary_metric="loss:minimize")
+    try:
+        assert isinstance(run.dir, Path) and run.dir.parent.parent == run_root
+        assert run.dir.name == run.id and all(c in "0123456789abcdefghijklmnopqrstuvwxyz" for c in run.id)
+        assert before <= run.start_time <= time.time() and doc(run)["start_time"] == run.start_time
+        assert run.primary_metric == ("loss", "min") and run.group is None and run.notes is None
+        assert run.tags == [] and run.config == {} and dict(run.summary) == {}
+        other = nbtracker.init(project="props")
+        assert other.id != run.id and run.status == "finished" and other.status == "running"
+        other.finish()
+    finally:
+        run.finish()
+
+
+def test_run_json_exists_right_after_init_even_with_an_empty_config():
+    # Regression: init(config={}) wrote no run.json until the first log, so the run was invisible.
+    for config in ({}, argparse.Namespace(), None):
+        run = nbtracker.init(config=config)
+        try:
+            assert nbtracker.load(run.id).status == "running"
+            assert doc(run)["config"] == {}
+        finally:
+            run.finish()
+
+
+def test_config_non_json_values_through_init_warn_and_are_stored_as_repr():
+    class Opaque:
+        def __repr__(self):
+            return "Opaque()"
+
+    with pytest.warns(nbtracker.NbtrackerWarning, match="Opaque"):
+        run = nbtracker.init(config={"obj": Opaque(), "lr": 0.1})
+    with run:
+        with pytest.warns(nbtracker.NbtrackerWarning, match="repr"):
+            run.config.update(fn=len, n=3)
+        assert run.config["obj"] == "Opaque()"
+    assert doc(run)["config"] == {"obj": "Opaque()", "lr": 0.1, "fn": "<built-in function len>", "n": 3}
+    assert nbtracker.load(run.id).config == doc(run)["config"]
+
+
+def test_config_numpy_values_become_plain_json():
+    np = pytest.importorskip("numpy")
+    with nbtracker.init(config={"lr": np.float32(0.5), "n": np.int64(3), "flag": np.bool_(True)}) as run:
+        pass
+    assert doc(run)["config"] == {"lr": 0.5, "n": 3, "flag": True}
+    assert type(doc(run)["config"]["n"]) is int
+
+
+def test_summary_hand_set_value_deleted_falls_back_to_last_logged():
+    with nbtracker.init() as run:
+        run.log({"loss": 1.0})
+        run.summary["loss"] = -1.0
+        run.log({"loss": 0.5})
+        assert run.summary["loss"] == -1.0
+        del run.summary["loss"]
+        assert run.summary["loss"] == 0.5
+        run.summary.update({"note": "x"}, extra=2)
+    assert doc(run)["summary"] == {"loss": 0.5, "note": "x", "extra": 2}
+    assert sorted(doc(run)["summary_manual"]) == ["extra", "note"]
+
+
+@pytest.mark.parametrize("goal,best,step", [("max", 3.0, 0), ("min", 1.0, 1)])
+def test_set_primary_metric_after_rows_for_both_goals(goal, best, step):
+    with nbtracker.init() as run:
+        for v in (3.0, 1.0, 2.0):
+            run.log({"m": v})
+        run.set_primary_metric("m", goal)
+        assert (run.summary["best/m"], run.summary["best_step/m"]) == (best, step)
+        run.log({"m": 0.0 if goal == "min" else 9.0})
+    s = nbtracker.load(run.id).summary
+    assert (s["best/m"], s["best_step/m"]) == ((0.0, 3) if goal == "min" else (9.0, 3))
+
+
+def test_primary_metric_best_step_follows_explicit_steps():
+    with nbtracker.init(primary_metric=("acc", "max")) as run:
+        run.log({"acc": 0.1}, step=100)
+        run.log({"acc": 0.7}, step=5)        # backwards, and the best
+        run.log({"acc": 0.3})
+    assert doc(run)["summary"]["best_step/acc"] == 5 and doc(run)["summary"]["best/acc"] == 0.7
+
+
+def test_interrupted_run_records_the_error_too():
+    with pytest.raises(KeyboardInterrupt):
+        with nbtracker.init() as run:
+            run.log({"a": 1})
+            raise KeyboardInterrupt
+    d = doc(run)
+    assert d["status"] == "interrupted" and d["error"]["type"] == "KeyboardInterrupt"
+    assert nbtracker.load(run.id).status == "interrupted" and len(rows(run)) == 1
+
+
+def test_context_manager_exception_message_is_recorded():
+    with pytest.raises(RuntimeError):
+        with nbtracker.init() as run:
+            raise RuntimeError("out of memory on step 7")
+    assert doc(run)["error"] == {"type": "RuntimeError", "message": "out of memory on step 7"}
+
+
+def test_a_rejected_init_leaves_the_active_run_running(capsys):
+    # Regression: the active run was finished before the new init's arguments were checked.
+    run = nbtracker.init()
+    try:
+        for bad in ({"project": "../x"}, {"primary_metric": ("m", "up")}, {"tags": [""]},
+                    {"resume": "../etc"}):
+            with pytest.raises(ValueError):
+                nbtracker.init(**bad)
+            assert nbtracker.current_run() is run and run.status == "running"
+        assert "finished run" not in capsys.readouterr().err
+    finally:
+        run.finish()
+
+
+def test_log_after_finish_raises_and_records_nothing():
+    run = nbtracker.init()
+    run.log({"a": 1})
+    run.finish()
+    with pytest.raises(nbtracker.RunActiveError, match="resume="):
+        run.log({"a": 2})
+    with pytest.raises(nbtracker.NbtrackerError, match="no active run"):
+        nbtracker.log({"a": 3})
+    assert [r["a"] for r in rows(run)] == [1]
+
+
+def test_module_level_log_passes_step_and_commit():
+    run = nbtracker.init()
+    nbtracker.log({"a": 1}, commit=False)
+    nbtracker.log({"b": 2}, step=5)
+    nbtracker.log({"c": 3})
+    nbtracker.finish()
+    got = rows(run)
+    assert [(r["_step"], set(r) - {"_step", "_time"}) for r in got] == [(5, {"a", "b"}), (6, {"c"})]
+    assert run.status == "finished"
