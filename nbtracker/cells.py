@@ -7,14 +7,17 @@ execution count) and reach the disk when the cell ends.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from . import run as run_module
+from . import session
 from .core import events, ticker
 from .core.files import AppendLog, dumps
 
@@ -54,6 +57,7 @@ class CellSession:
         self.tracked: dict[str, Any] = {}   # %track: name -> last logged value
         self._cell: dict[str, Any] | None = None
         self._reported: set[str] = set()
+        self._failures: dict[str, int] = {}
         self._error_log: Path | None = None
         self._listeners = {"init": self._on_init, "finish": self._on_finish}
         self._ticker_key = id(self)
@@ -85,22 +89,32 @@ class CellSession:
         ticker.remove(self._ticker_key)
         for state in self.runs.values():
             state.run._context.pop("_cell", None)
+            try:  # the code so far stays with the run; later cells are no longer captured
+                if state.code_dirty:
+                    self._capture(state)
+            except Exception as e:  # noqa: BLE001
+                self.report("code capture at unload", e)
             state.close()
         self.runs.clear()
 
     def report(self, where: str, exc: BaseException) -> None:
         """Say once per place that something inside nbtracker failed; the cell is not affected."""
-        if self._error_log is None:
-            self._error_log = Path(tempfile.gettempdir()) / f"nbtracker-errors-{id(self):x}.log"
+        count = self._failures[where] = self._failures.get(where, 0) + 1
         try:
-            with open(self._error_log, "a", encoding="utf-8") as f:
-                f.write(f"--- {time.ctime()} {where}\n")
-                f.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+            if self._error_log is None:  # a fresh private file (mkstemp), not a guessable name in /tmp
+                fd, name = tempfile.mkstemp(prefix="nbtracker-errors-", suffix=".log")
+                os.close(fd)
+                self._error_log = Path(name)
+            if count <= 20:  # a hook failing on every cell must not fill the disk
+                with open(self._error_log, "a", encoding="utf-8") as f:
+                    f.write(f"--- {time.ctime()} {where} (failure {count})\n")
+                    f.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
         except OSError:
             pass
         if where not in self._reported:
             self._reported.add(where)
-            print(f"nbtracker: {where} failed ({type(exc).__name__}: {exc}); your cell ran normally. "
+            reason = " ".join(str(exc).split())[:300]   # one line, whatever the message holds
+            print(f"nbtracker: {where} failed ({type(exc).__name__}: {reason}); your cell ran normally. "
                   f"Details: {self._error_log} (reported once)", file=sys.stderr)
 
     # -- hooks ------------------------------------------------------------------------------
@@ -121,7 +135,7 @@ class CellSession:
             run = run_module.current_run()
             if run is not None:
                 self._enter(run, info)
-        except Exception as e:  # noqa: BLE001
+        except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - a stop click landing here too
             self.report("pre_run_cell", e)
 
     def _enter(self, run: Run, info: Any = None) -> None:
@@ -139,7 +153,7 @@ class CellSession:
     def post_run_cell(self, result: Any) -> None:
         try:
             self._post(result)
-        except Exception as e:  # noqa: BLE001
+        except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - a stop click landing here too
             self.report("post_run_cell", e)
 
     def _post(self, result: Any) -> None:
@@ -154,7 +168,10 @@ class CellSession:
         self.executions.append({"execution_count": count, "cell_id": cell["cell_id"],
                                 "source": cell["source"], "status": status})
         if self.tracked:
-            self._log_tracked()
+            try:
+                self._log_tracked()
+            except Exception as e:  # noqa: BLE001 - the cell record below must still be written
+                self.report("%track", e)
         record = {
             "execution_count": count,
             "cell_id": cell["cell_id"],
@@ -168,7 +185,10 @@ class CellSession:
         }
         recorded: set[str] = set()
         for run in cell["runs"]:  # a run finished and resumed in one cell: one record for it
-            self._leave(run, record, write=run.id not in recorded)
+            try:  # one run's failed write must not cost the other runs their records
+                self._leave(run, record, write=run.id not in recorded)
+            except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001
+                self.report("post_run_cell", e)
             recorded.add(run.id)
             if run._finished:
                 self._close(run)
@@ -192,8 +212,7 @@ class CellSession:
     # -- run lifecycle ------------------------------------------------------------------------
     def _on_init(self, run: Run) -> None:
         try:
-            # In a kernel, a run still open when the process exits did not end by the user's code.
-            run._exit_status = "crashed"
+            session.mark_kernel_run(run, self.shell)   # open at kernel exit: "crashed"
             if self._cell is not None:
                 self._enter(run)
             elif id(run) not in self.runs:

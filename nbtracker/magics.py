@@ -30,6 +30,8 @@ HELP = """nbtracker: track runs from a notebook.
   %nbtracker runs [--project P] [--sort KEY] [--desc]    table of runs
   %nbtracker code [RUN]        the captured (clean) code of a run
   %nbtracker diff RUN RUN      config, summary and tags side by side
+  %nbtracker compare RUN ... --metric M   one metric of several runs in one chart
+  %nbtracker live              show the current run's live chart here
   %%nbtracker run [init options]   run this cell inside its own run
   %track x y ...  /  %untrack [x ...]   log watched variables after every cell
 """
@@ -104,9 +106,8 @@ class NbtrackerMagics(Magics):
             return handler(rest)
         except _Done:
             return None
-        except NbtrackerError as e:
-            print(f"nbtracker: {e}", file=sys.stderr)
-            return None
+        except NbtrackerError as e:  # the command could not do its job: fail the cell, in one line
+            raise UsageError(f"nbtracker: {e}") from None
 
     nbtracker.__doc__ = HELP
 
@@ -169,7 +170,41 @@ class NbtrackerMagics(Magics):
     def _cmd_diff(self, argv: list[str]) -> None:
         if len(argv) != 2:
             raise UsageError("usage: %nbtracker diff RUN RUN")
-        cli.main(["diff", *argv])
+        try:
+            cli.main(["diff", *argv])
+        except SystemExit:  # the CLI's own argument errors must not end up exiting the kernel
+            raise UsageError("usage: %nbtracker diff RUN RUN") from None
+
+    def _cmd_compare(self, argv: list[str]) -> Any:
+        p = _Parser(prog="%nbtracker compare")
+        p.add_argument("runs", nargs="*", help="run ids or names (default: the runs of --project)")
+        p.add_argument("--metric", "-m", required=True)
+        p.add_argument("--project", "-p")
+        p.add_argument("--dir")
+        args = p.parse_args(argv)
+        compare = _display_api("compare")
+        if compare is None:
+            print("nbtracker: comparison charts need the display layer, which this version lacks")
+            return None
+        if args.runs:
+            targets: Any = [session.load(r, dir=args.dir) for r in args.runs]
+        else:
+            targets = session.runs(args.project, args.dir)
+        if not targets:
+            raise UsageError("no runs to compare: name them, e.g. %nbtracker compare RUN RUN --metric loss")
+        return compare(targets, metric=args.metric)
+
+    def _cmd_live(self, argv: list[str]) -> Any:
+        run = run_module.current_run()
+        if run is None:
+            print("nbtracker: no active run (start one with %nbtracker init)")
+            return None
+        show = getattr(run, "display", None)
+        if show is None:
+            print(f"nbtracker: live charts need the display layer, which this version lacks; "
+                  f"rows are in {run.dir}")
+            return None
+        return show()
 
     def _run_cell(self, argv: list[str], cell: str) -> None:
         try:
@@ -181,7 +216,10 @@ class NbtrackerMagics(Magics):
         outer = run_module.current_run()
         run_module._active = None
         try:
-            run = session.init(**_init_kwargs(args))
+            try:
+                run = session.init(**_init_kwargs(args))
+            except NbtrackerError as e:
+                raise UsageError(f"nbtracker: {e}") from None
             try:
                 self.shell.ex(self.shell.transform_cell(cell))
             except KeyboardInterrupt as e:
@@ -216,6 +254,18 @@ class NbtrackerMagics(Magics):
         state = _sessions[id(self.shell)]
         for name in line.split() or list(state.tracked):
             state.tracked.pop(name, None)
+
+
+def _display_api(name: str) -> Any:
+    """A function of the display layer (e.g. ``compare``), via the session; None without it."""
+    fn = getattr(session, name, None)
+    if fn is None:
+        try:
+            from . import display
+        except ImportError:  # no display layer in this version
+            return None
+        fn = getattr(display, name, None)
+    return fn
 
 
 def load(shell: Any) -> None:

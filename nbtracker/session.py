@@ -56,7 +56,27 @@ def remove_display(shell: Any = None) -> None:
 
 def init(*args: Any, **kwargs: Any) -> _run.Run:
     ensure_display()
-    return _lifecycle.init(*args, **kwargs)
+    run = _lifecycle.init(*args, **kwargs)
+    mark_kernel_run(run)
+    return run
+
+
+def in_kernel(shell: Any = None) -> bool:
+    """True inside a Jupyter kernel (not a terminal IPython, not a plain script)."""
+    shell = shell if shell is not None else _shell()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def mark_kernel_run(run: _run.Run, shell: Any = None) -> None:
+    """In a kernel, a run still open when the process exits ends as ``crashed``.
+
+    A kernel's end (shutdown, restart, death) is never the end of the notebook's code, so the
+    numbers may stop mid-training, and the status must not depend on how the kernel went away
+    (a SIGKILL already reads as crashed). A script or terminal IPython session reaching its
+    end keeps ``finished``: the end of the program is the end of its code.
+    """
+    if in_kernel(shell):
+        run._exit_status = "crashed"
 
 
 def runs(*args: Any, **kwargs: Any) -> _query.RunList:

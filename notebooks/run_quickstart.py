@@ -25,7 +25,8 @@ def main() -> int:
         import nbformat
         from nbclient import NotebookClient
     except ImportError:
-        print("this needs nbclient and ipykernel: pip install -e '.[demo]'", file=sys.stderr)
+        print("this needs nbclient, ipykernel and numpy: pip install -e '.[test]' (or '.[demo]')",
+              file=sys.stderr)
         return 1
     import nbtracker
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-
+import pathlib
+import re
 
 import nbtracker
 from nbtracker.core.files import read_jsonl
@@ -39,6 +40,12 @@ def test_init_magic_cells_and_rows_linked(ip, run_root):
     assert [r["_cell"] for r in rows] == [by_cell["c2"]] * 3 + [by_cell["c3"], by_cell["c5"]]
     assert json.loads((run.dir / "run.json").read_text())["status"] == "finished"
     assert all(isinstance(c["duration"], float) and c["source"] for c in recs)
+    # the documented shape (docs/jupyter.md, docs/run-directory.md), no more, no less
+    keys = {"execution_count", "cell_id", "source", "start", "duration", "status", "error", "steps", "rows"}
+    assert all(set(c) == keys for c in recs)
+    assert all(type(c["execution_count"]) is int and type(c["rows"]) is int and type(c["start"]) is float
+               for c in recs)
+    assert [c["execution_count"] for c in recs] == sorted({c["execution_count"] for c in recs})
 
 
 def test_interrupt_does_not_end_the_run_and_later_cells_work(ip):
@@ -134,6 +141,9 @@ def test_internal_failure_is_reported_once_and_cells_run(ip, capsys):
         os.close(run._log._fd)
         run._log._fd = real_fd
     assert "StorageError" in err and err.count("your cell ran normally") == 1   # reported once
+    (line,) = [x for x in err.splitlines() if x.startswith("nbtracker:")]        # in one line
+    details = pathlib.Path(re.search(r"Details: (\S+)", line).group(1))
+    assert "Traceback" in details.read_text() and "StorageError" in details.read_text()
     assert cell(ip, "run.finish()").success
     assert [r["y"] for r in nbtracker.load(run.id).history()] == [2, 3]      # nothing was lost
 
@@ -145,3 +155,92 @@ def test_resumed_run_in_the_same_kernel_keeps_recording_cells(ip):
     cell(ip, "run.finish()")
     recs = records(ip.user_ns["run"])
     assert [r["rows"] for r in recs] == [0, 0, 1, 0] and len(recs) == 4
+
+
+def test_help_compare_and_live_without_the_display_layer(ip, capsys):
+    import nbtracker as pkg
+
+    assert cell(ip, "%nbtracker?").success
+    capsys.readouterr()
+    cell(ip, "%nbtracker live")
+    assert "no active run" in capsys.readouterr().out
+    cell(ip, "import nbtracker\nrun = nbtracker.init(project='cmp')\nrun.log({'loss': 1.0})")
+    capsys.readouterr()
+    assert cell(ip, "%nbtracker live").success
+    out = capsys.readouterr().out
+    if getattr(nbtracker.current_run(), "display", None) is None:
+        assert "display layer" in out
+    cell(ip, "run.finish()")
+    assert not cell(ip, "%nbtracker compare").success          # --metric is required: UsageError
+    res = cell(ip, "%nbtracker compare --project cmp --metric loss")
+    assert res.success, res.error_in_exec
+    if getattr(pkg, "compare", None) is None:
+        assert "display layer" in capsys.readouterr().out
+
+
+def test_a_failing_track_still_records_the_cell(ip, capsys):
+    cell(ip, "import nbtracker\nrun = nbtracker.init(project='t')\n%track big")
+    capsys.readouterr()
+    # %track's log() raises inside post_run_cell (the run looks finished for this one cell)
+    cell(ip, "big = 1.5\nrun._finished = True")
+    cell(ip, "run._finished = False")
+    assert "%track failed" in capsys.readouterr().err
+    cell(ip, "run.finish()")
+    recs = records(ip.user_ns["run"])
+    assert [r["status"] for r in recs] == ["ok", "ok", "ok", "ok"]
+
+
+def test_interrupted_context_manager_and_cell_run_end_as_interrupted(ip):
+    cell(ip, "import nbtracker")
+    res = cell(ip, "with nbtracker.init(project='ctx') as r:\n    r.log({'a': 1})\n    raise KeyboardInterrupt")
+    assert isinstance(res.error_in_exec, KeyboardInterrupt)
+    res = cell(ip, "%%nbtracker run --project ctx\nnbtracker.log({'b': 1})\nraise KeyboardInterrupt")
+    assert isinstance(res.error_in_exec, KeyboardInterrupt)
+    listed = nbtracker.runs(project="ctx")
+    assert [r.status for r in listed] == ["interrupted", "interrupted"]
+    for r in listed:
+        (rec,) = records(r)
+        assert rec["status"] == "interrupted" and rec["rows"] == 1 and rec["error"]["type"] == "KeyboardInterrupt"
+    assert cell(ip, "%nbtracker init --project ctx").success and nbtracker.current_run() is not None
+    cell(ip, "%nbtracker finish")
+
+
+def test_diff_bad_arguments_never_exit(ip, capsys):
+    assert not cell(ip, "%nbtracker diff --help x").success      # argparse's exit becomes a UsageError
+    assert not cell(ip, "%nbtracker diff onlyone").success
+    assert cell(ip, "1 + 1").success
+
+
+def test_unload_keeps_the_code_so_far_and_stops_recording(ip):
+    from nbtracker import magics
+    from nbtracker.core import ticker
+
+    cell(ip, "import nbtracker\nrun = nbtracker.init(project='u')")
+    ticker.remove(id(magics._sessions[id(ip)]))   # no background capture: only unload may write the code now
+    cell(ip, "a = 41 + 1")
+    run = ip.user_ns["run"]
+    ip.run_line_magic("unload_ext", "nbtracker")
+    assert "a = 41 + 1" in (run.dir / "code" / "clean.py").read_text()
+    assert "_cell" not in run._context
+    cell(ip, "run.log({'x': 1})")
+    cell(ip, "run.finish()")
+    assert len(records(run)) == 2                # the init cell and the cell before unload
+    assert "_cell" not in read_jsonl(run.dir / "metrics.jsonl")[0]
+    ip.run_line_magic("load_ext", "nbtracker")   # the fixture unloads it again
+
+
+def test_a_failed_init_fails_its_cell_in_one_line_and_later_runs_work(ip, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for src in (f"%nbtracker init --dir {blocker}/runs", "%nbtracker init --primary acc:sideways",
+                f"%%nbtracker run --dir {blocker}/runs\nran = True"):
+        res = cell(ip, src)
+        assert type(res.error_in_exec).__name__ == "UsageError", src
+        assert str(res.error_in_exec).startswith("nbtracker: ")
+    assert "ran" not in ip.user_ns and nbtracker.current_run() is None
+    assert cell(ip, "x = 1").success
+    assert cell(ip, "%nbtracker init --project later").success
+    run = nbtracker.current_run()
+    cell(ip, "nbtracker.log({'a': 1})")
+    cell(ip, "%nbtracker finish")
+    assert [r["rows"] for r in records(run)] == [0, 1, 0]

@@ -60,6 +60,8 @@ def test_statuses_track_and_cell_runs_in_a_kernel(tmp_path, run_root):
     # init, track, error, interrupt, ok, two cell runs (the notebook's run stays active), resume
     assert [c["status"] for c in cells] == ["ok", "ok", "error", "interrupted", "ok", "ok", "ok", "ok"]
     assert cells[2]["error"]["type"] == "ZeroDivisionError"
+    # the counts the frontend shows as In [n] (IPython 8 and 9 count at different moments)
+    assert [c["execution_count"] for c in cells] == [c.execution_count for c in nb.cells[1:]]
     assert [c["rows"] for c in cells[5:7]] == [0, 0]           # the cell runs' rows went to their own runs
     rows = run.history()
     tracked = [r["acc"] for r in rows if "acc" in r]
@@ -70,15 +72,33 @@ def test_statuses_track_and_cell_runs_in_a_kernel(tmp_path, run_root):
     assert sorted(r.config["seed"] for r in cell_runs) == [1, 2] and {r.status for r in cell_runs} == {"finished"}
 
 
-def test_unwritable_run_root_keeps_the_notebook_working(tmp_path):
+def test_unwritable_run_root_keeps_the_notebook_working(tmp_path, run_root):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
     nb = notebook("%load_ext nbtracker\nimport nbtracker", "run = nbtracker.init()", "print('still', 1 + 1)",
-                  "%nbtracker status")
+                  "%nbtracker status",
+                  # a later run in a writable place works, and is left open when the kernel shuts down
+                  f"run = nbtracker.init(project='open', dir={str(run_root)!r})\nrun.log({{'a': 1}})",
+                  "run.log({'a': 2})")
     execute(nb, cwd=tmp_path, run_root=blocker / "runs", allow_errors=True)
     assert nb.cells[1].outputs[0]["ename"] == "StorageError"
     assert "still 2" in stream_text(nb.cells[2:3])
     assert "no active run" in stream_text(nb.cells[3:4])
+    assert not any(o.get("output_type") == "error" for c in nb.cells[4:] for o in c.outputs)
+    (run,) = nbtracker.runs(project="open")
+    # nbclient shut the kernel down with the run still open: "crashed", written by the kernel at exit
+    doc = json.loads((run.dir / "run.json").read_text())
+    assert doc["status"] == "crashed" and doc["end_time"] is not None
+    assert [r["a"] for r in run.history()] == [1, 2]
+    assert [c["rows"] for c in read_jsonl(run.dir / "cells.jsonl")] == [1, 1]
+
+
+def test_kernel_shutdown_with_an_open_run_and_no_extension_marks_it_crashed(tmp_path, run_root):
+    nb = notebook("import nbtracker\nrun = nbtracker.init(project='bare')\nrun.log({'a': 1})")
+    execute(nb, cwd=tmp_path, run_root=run_root)        # nbclient then shuts the kernel down
+    (run,) = nbtracker.runs(project="bare")
+    doc = json.loads((run.dir / "run.json").read_text())
+    assert doc["status"] == "crashed" and doc["end_time"] and run.history()[0]["a"] == 1
 
 
 def _wait_idle(kc, msg_id, timeout=60):
@@ -92,6 +112,15 @@ def _wait_idle(kc, msg_id, timeout=60):
                 and msg["content"]["execution_state"] == "idle"):
             return
     raise TimeoutError("kernel did not become idle")
+
+
+def _execute_as_lab(kc, code, cell_id):
+    """An execute_request the way JupyterLab sends it: the cell id in ``metadata.cellId``."""
+    content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+               "allow_stdin": False, "stop_on_error": True}
+    msg = kc.session.msg("execute_request", content, metadata={"cellId": cell_id})
+    kc.shell_channel.send(msg)
+    return msg["header"]["msg_id"]
 
 
 def test_real_interrupt_then_kill_leaves_a_crashed_run_with_rows(tmp_path, run_root):
@@ -108,7 +137,7 @@ def test_real_interrupt_then_kill_leaves_a_crashed_run_with_rows(tmp_path, run_r
         time.sleep(1.5)
         km.interrupt_kernel()                                  # a real SIGINT, like the stop button
         _wait_idle(kc, msg_id)
-        _wait_idle(kc, kc.execute("run.log({'after_interrupt': 1})"))
+        _wait_idle(kc, _execute_as_lab(kc, "run.log({'after_interrupt': 1})", "lab-cell-7"))
         msg_id = kc.execute(loop)
         deadline = time.time() + 20
         while time.time() < deadline and len(nbtracker.load(view.id).history()) < 1500:
@@ -126,6 +155,7 @@ def test_real_interrupt_then_kill_leaves_a_crashed_run_with_rows(tmp_path, run_r
     assert dead.status == "crashed"
     cells = read_jsonl(dead.dir / "cells.jsonl")
     assert [c["status"] for c in cells] == ["ok", "interrupted", "ok"]   # the killed cell never ended
+    assert [c["cell_id"] for c in cells] == [None, None, "lab-cell-7"]   # ids reach the record from the frontend
     assert cells[1]["error"]["type"] == "KeyboardInterrupt" and cells[1]["rows"] > 100
     rows = dead.history()
     assert any("after_interrupt" in r for r in rows) and len(rows) >= 1500
@@ -154,7 +184,7 @@ def test_notebook_found_through_a_local_server_sessions_api(tmp_path, run_root, 
     seen = []
 
     class Sessions(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's naming
+        def do_GET(self):
             seen.append(self.path)
             if "token=s3cret" not in self.path:
                 self.send_response(403)
