@@ -15,7 +15,7 @@ from .core.errors import (
 from .core.query import RunList, RunView
 from .extension import load_ipython_extension, unload_ipython_extension
 from .run import Run, current_run, finish, log
-from .session import init, load, runs
+from .session import compare, init, load, runs
 
 __all__ = [
     "InvalidKeyError",
@@ -29,6 +29,7 @@ __all__ = [
     "RunView",
     "StorageError",
     "__version__",
+    "compare",
     "current_run",
     "finish",
     "init",

@@ -30,8 +30,9 @@ HELP = """nbtracker: track runs from a notebook.
   %nbtracker runs [--project P] [--sort KEY] [--desc]    table of runs
   %nbtracker code [RUN]        the captured (clean) code of a run
   %nbtracker diff RUN RUN      config, summary and tags side by side
-  %nbtracker compare RUN ... --metric M   one metric of several runs in one chart
-  %nbtracker live              show the current run's live chart here
+  %nbtracker compare [RUN ...] [--project P] [--metric M] [--x step|time|M] [--log]
+                               one metric of several runs in one chart
+  %nbtracker live [RUN]        show the current run's live chart here (or a run's chart)
   %%nbtracker run [init options]   run this cell inside its own run
   %track x y ...  /  %untrack [x ...]   log watched variables after every cell
 """
@@ -175,36 +176,35 @@ class NbtrackerMagics(Magics):
         except SystemExit:  # the CLI's own argument errors must not end up exiting the kernel
             raise UsageError("usage: %nbtracker diff RUN RUN") from None
 
-    def _cmd_compare(self, argv: list[str]) -> Any:
+    def _cmd_compare(self, argv: list[str]) -> None:
         p = _Parser(prog="%nbtracker compare")
         p.add_argument("runs", nargs="*", help="run ids or names (default: the runs of --project)")
-        p.add_argument("--metric", "-m", required=True)
+        p.add_argument("--metric", "-m", action="append", help="metric to overlay (repeatable; "
+                       "default: the primary metric)")
         p.add_argument("--project", "-p")
         p.add_argument("--dir")
+        p.add_argument("--x", default="step", help="x axis: step, time or a metric name")
+        p.add_argument("--log", action="store_true", help="log-scale y axis")
         args = p.parse_args(argv)
-        compare = _display_api("compare")
-        if compare is None:
-            print("nbtracker: comparison charts need the display layer, which this version lacks")
-            return None
-        if args.runs:
-            targets: Any = [session.load(r, dir=args.dir) for r in args.runs]
-        else:
-            targets = session.runs(args.project, args.dir)
-        if not targets:
+        targets: Any = args.runs or None
+        if targets is None and not session.runs(args.project, args.dir):
             raise UsageError("no runs to compare: name them, e.g. %nbtracker compare RUN RUN --metric loss")
-        return compare(targets, metric=args.metric)
+        view = session.compare(targets, args.metric, project=args.project, dir=args.dir, x=args.x,
+                               log_y=args.log)
+        _show(view)
 
-    def _cmd_live(self, argv: list[str]) -> Any:
+    def _cmd_live(self, argv: list[str]) -> None:
+        if len(argv) > 1:
+            raise UsageError("usage: %nbtracker live [RUN]")
+        if argv:
+            _show(session.load(argv[0]))
+            return
         run = run_module.current_run()
         if run is None:
-            print("nbtracker: no active run (start one with %nbtracker init)")
-            return None
-        show = getattr(run, "display", None)
-        if show is None:
-            print(f"nbtracker: live charts need the display layer, which this version lacks; "
-                  f"rows are in {run.dir}")
-            return None
-        return show()
+            print("nbtracker: no active run (start one with %nbtracker init, or name a run: "
+                  "%nbtracker live RUN)")
+            return
+        run.display()
 
     def _run_cell(self, argv: list[str], cell: str) -> None:
         try:
@@ -256,16 +256,10 @@ class NbtrackerMagics(Magics):
             state.tracked.pop(name, None)
 
 
-def _display_api(name: str) -> Any:
-    """A function of the display layer (e.g. ``compare``), via the session; None without it."""
-    fn = getattr(session, name, None)
-    if fn is None:
-        try:
-            from . import display
-        except ImportError:  # no display layer in this version
-            return None
-        fn = getattr(display, name, None)
-    return fn
+def _show(obj: Any) -> None:
+    from IPython.display import display
+
+    display(obj)
 
 
 def load(shell: Any) -> None:

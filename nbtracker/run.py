@@ -327,6 +327,25 @@ class Run:
         if events.has("finish"):
             events.emit("finish", self)
 
+    def display(self) -> None:
+        """Show this run's live chart here.
+
+        In a notebook: the chart (updated in place while rows arrive, with a static PNG and
+        HTML summary for saved notebooks); every output of it is updated. In a terminal
+        IPython or a script: a compact text view (last values, best, sparklines) is printed.
+        """
+        if events.has("display"):
+            events.emit("display", self)
+        else:  # no display layer (a plain script): the text view
+            from .core.textview import text_view
+
+            if not self._finished:
+                self.flush(summary=False)
+            print(text_view(self, read_jsonl(self._dir / METRICS_FILE, live=not self._finished)))
+
+    def _ipython_display_(self) -> None:
+        self.display()
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any] | None:
         return reprs.bundle(self, include, exclude)
 

@@ -6,11 +6,13 @@ it also installs the display layer (lazily, so ``import nbtracker`` stays headle
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
 from . import lifecycle as _lifecycle
 from . import run as _run
+from .core import events as _events
 from .core import query as _query
 
 _display_installed = False
@@ -56,9 +58,33 @@ def remove_display(shell: Any = None) -> None:
 
 def init(*args: Any, **kwargs: Any) -> _run.Run:
     ensure_display()
+    if _shell() is None:
+        _script_summary()
     run = _lifecycle.init(*args, **kwargs)
     mark_kernel_run(run)
     return run
+
+
+_script_listener: Any = None
+
+
+def _script_summary() -> None:
+    """In a plain script, print each run's text view to stderr when it finishes
+    (``NBTRACKER_QUIET=1`` turns it off); under IPython the display layer does this."""
+    global _script_listener
+    if _script_listener is not None:
+        return
+
+    def printed(run: _run.Run) -> None:
+        if not run._rows or os.environ.get("NBTRACKER_QUIET", "0") != "0" or _shell() is not None:
+            return
+        from .core.files import read_jsonl
+        from .core.paths import METRICS_FILE
+        from .core.textview import text_view
+
+        print(text_view(run, read_jsonl(run.dir / METRICS_FILE)), file=sys.stderr)
+
+    _script_listener = _events.on("finish", printed)
 
 
 def in_kernel(shell: Any = None) -> bool:
@@ -79,6 +105,14 @@ def mark_kernel_run(run: _run.Run, shell: Any = None) -> None:
         run._exit_status = "crashed"
 
 
+def compare(runs: Any = None, metric: Any = None, **kwargs: Any) -> Any:
+    """See :func:`nbtracker.display.compare` (imports matplotlib on first use)."""
+    ensure_display()
+    from .display import compare as _compare
+
+    return _compare(runs, metric, **kwargs)
+
+
 def runs(*args: Any, **kwargs: Any) -> _query.RunList:
     ensure_display()
     return _query.runs(*args, **kwargs)
@@ -89,6 +123,13 @@ def load(*args: Any, **kwargs: Any) -> _query.RunView:
     return _query.load(*args, **kwargs)
 
 
+def _lazy_compare_doc() -> str:
+    return ("Overlay a metric across runs in one chart (the display layer's ``compare``).\n\n"
+            "``nbtracker.compare(runs, metric='val/acc', x='step', log_y=False, smoothing=0.0)``; ``runs`` is a "
+            "RunList or a list of runs, ids or names (default: all runs, or those of ``project=``).")
+
+
+compare.__doc__ = _lazy_compare_doc()
 init.__doc__ = _lifecycle.init.__doc__
 runs.__doc__ = _query.runs.__doc__
 load.__doc__ = _query.load.__doc__

@@ -44,7 +44,7 @@ def test_public_names_are_pinned():
     assert nbtracker.__all__ == [
         "InvalidKeyError", "InvalidValueError", "NbtrackerError", "NbtrackerWarning", "Run",
         "RunActiveError", "RunList", "RunNotFoundError", "RunView", "StorageError", "__version__",
-        "current_run", "finish", "init", "load", "load_ipython_extension", "log", "runs",
+        "compare", "current_run", "finish", "init", "load", "load_ipython_extension", "log", "runs",
         "unload_ipython_extension",
     ]
     assert all(hasattr(nbtracker, n) for n in nbtracker.__all__)
