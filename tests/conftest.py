@@ -13,6 +13,7 @@ def run_root(tmp_path, monkeypatch):
     """Every test writes under its own temporary root (``NBTRACKER_DIR``)."""
     root = tmp_path / "runs"
     monkeypatch.setenv("NBTRACKER_DIR", str(root))
+    monkeypatch.setenv("NBTRACKER_QUIET", "1")    # no text view at finish (tests of it unset this)
     yield root
     leaked = [r for r in list(run_module._open.values())]
     for r in leaked:

@@ -284,16 +284,19 @@ class View:
         if chooser is None:
             return
         names = self.metric_names()
-        if list(chooser.options) != names:
-            chosen = tuple(v for v in chooser.value if v in names) or tuple(names[:MAX_PANELS])
-            with chooser.hold_trait_notifications():
-                chooser.options = names
-                chooser.value = chosen
-            chooser.layout.display = "flex" if len(names) > MAX_PANELS else "none"
-            x = self._controls["x"]
-            current = x.value
-            x.options = ["step", "time", *names]
-            x.value = current if current in x.options else "step"
+        if list(chooser.options) == names:
+            return
+        chosen = tuple(v for v in chooser.value if v in names)
+        if len(chooser.options) <= MAX_PANELS or not chosen:   # still automatic: follow the first panels
+            chosen = tuple(names[:MAX_PANELS])
+        chooser.value = ()
+        chooser.options = names
+        chooser.value = chosen
+        chooser.layout.display = "flex" if len(names) > MAX_PANELS else "none"
+        x = self._controls["x"]
+        current = x.value
+        x.options = ["step", "time", *names]
+        x.value = current if current in x.options else "step"
 
     def tick(self) -> None:
         """Called by the ticker thread: draw if rows arrived and the throttle allows it."""
@@ -369,6 +372,10 @@ class View:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict, dict]:
         return self.bundle()
+
+    def _ipython_display_(self) -> None:
+        # display(), or the last value of a cell: an output that later updates can refresh
+        self.show()
 
     def __repr__(self) -> str:
         return self.text()

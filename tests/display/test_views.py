@@ -1,0 +1,162 @@
+"""Live chart and comparison views with real ipywidgets, no browser: traits, throttle, controls."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import pytest
+
+import nbtracker
+from nbtracker import display
+from nbtracker.core.errors import NbtrackerError
+from nbtracker.display import views
+
+
+@pytest.fixture
+def notebook_mode(monkeypatch):
+    """The display layer as a kernel installs it (widgets on), without the auto-shown output."""
+    monkeypatch.setenv("NBTRACKER_LIVE", "0")
+    display.install(SimpleNamespace(kernel=object()))
+    yield
+    display.uninstall()
+
+
+def test_image_changes_after_log_and_tick(notebook_mode):
+    run = nbtracker.init(project="v", primary_metric="acc")
+    view = display.live_view(run)
+    assert display.live_view(run) is view                  # one live chart per run
+    box = view._build_widget() if view.widget is None else view.widget
+    view.widget = box
+    assert "nbtracker-live" in box._dom_classes and "nbtracker-chart" in view._image._dom_classes
+    first = view._image.value
+    for i in range(50):
+        run.log({"acc": i / 50, "loss": 1 / (i + 1)})
+    view._next = 0
+    view.tick()
+    assert bytes(view._image.value) != bytes(first) and view.draws == 1
+    assert "step 49" in view._header.value or "49" in view._header.value
+    view._next = 0
+    view.tick()                                            # nothing new: no draw
+    assert view.draws == 1
+    data, meta = view.bundle()
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == box.model_id
+    assert meta["nbtracker"]["rows"] == 50 and meta["nbtracker"]["last_step"] == 49
+    assert data["image/png"] and "<img src=\"data:image/png;base64," in data["text/html"]
+    run.finish()
+    assert view not in display._views                      # detached from the ticker at finish
+
+
+def test_throttle_keeps_drawing_within_budget(notebook_mode):
+    run = nbtracker.init(project="v")
+    view = display.live_view(run)
+    view.widget = view._build_widget()
+    start = time.perf_counter()
+    i = 0
+    while time.perf_counter() - start < 3.0:              # ~1 kHz for 3 s, the ticker draws in the background
+        run.log({"train/loss": 1 / (i + 1), "train/acc": i % 7, "val/x": i ** 0.5})
+        i += 1
+        time.sleep(0.001)
+    elapsed = time.perf_counter() - start
+    run.finish()
+    assert view.draws >= 1, "the chart never updated while the loop ran"
+    assert view.draws <= elapsed / views.MIN_INTERVAL + 1
+    assert view.draw_seconds <= views.BUDGET * elapsed + 0.5   # one draw may overshoot the budget
+    assert view.sources[0].rows == i
+
+
+def test_controls_redraw_and_chooser_appears_past_the_panel_limit(notebook_mode):
+    run = nbtracker.init(project="v")
+    for i in range(20):
+        run.log({f"m{k:02d}": (i + 1) * (k + 1) for k in range(15)})
+    view = display.live_view(run)
+    view.widget = view._build_widget()
+    c = view._controls
+    assert c["metrics"].layout.display == "flex" and len(c["metrics"].value) == views.MAX_PANELS
+    before = view._image.value
+    c["log_y"].value = True
+    assert view.options.log_y and bytes(view._image.value) != bytes(before)
+    c["x"].value = "time"
+    assert view.options.x == "time"
+    c["metrics"].value = ("m14",)
+    assert view.options.metrics == ("m14",) and len(view.chart().panels) == 1
+    c["smoothing"].value = 0.5
+    assert view.options.smoothing == 0.5
+    run.log({"new/metric": 1.0})
+    view.redraw()
+    assert "new/metric" in c["metrics"].options and "new/metric" in c["x"].options
+    assert c["metrics"].value == ("m14",)                  # the user's choice is kept
+    run.finish()
+
+
+def test_compare_overlays_runs_and_reports_bad_input(notebook_mode):
+    for lr in (0.1, 0.2):
+        with nbtracker.init(project="c", config={"lr": lr}) as r:
+            for i in range(30):
+                r.log({"val/acc": lr * i})
+    listed = nbtracker.runs(project="c")
+    view = nbtracker.compare(listed, metric="val/acc")
+    chart = view.chart()
+    assert [ln.label for ln in chart.panels[0].lines] == [r.name for r in listed]
+    assert chart.panels[0].legend
+    assert nbtracker.compare(project="c", metric=["val/acc"]).sources[0].id == listed[0].id
+    assert len(nbtracker.compare([listed[0].id, listed[1].name], "val/acc").sources) == 2
+    with pytest.raises(NbtrackerError, match="none of the runs logged 'nope'"):
+        nbtracker.compare(listed, "nope")
+    with pytest.raises(NbtrackerError, match="needs metric="):
+        nbtracker.compare(listed)
+    with pytest.raises(TypeError):
+        nbtracker.compare(listed, 3)
+    with pytest.raises(TypeError):
+        nbtracker.compare([3.5], "val/acc")
+    with pytest.raises(ValueError):
+        nbtracker.compare(listed, "val/acc", smoothing=1.5)
+    with pytest.raises(NbtrackerError, match="no runs"):
+        nbtracker.compare(project="empty", metric="x")
+
+
+def test_compare_follows_a_live_run(notebook_mode):
+    with nbtracker.init(project="c") as done:
+        done.log({"loss": 1.0})
+    run = nbtracker.init(project="c")
+    run.log({"loss": 0.5})
+    view = nbtracker.compare([done, run], "loss")
+    view.widget = view._build_widget()
+    run.log({"loss": 0.25})
+    view._next = 0
+    view.tick()
+    assert view.sources[1].rows == 2 and view.draws == 1
+    run.finish()
+    assert view not in display._views
+
+
+def test_terminal_mode_prints_the_text_view_at_finish(monkeypatch, capsys):
+    monkeypatch.setenv("NBTRACKER_QUIET", "0")
+    display.install(SimpleNamespace())
+    try:
+        run = nbtracker.init(project="term", primary_metric=("acc", "max"))
+        for i in range(40):
+            run.log({"acc": i / 40, "loss": 1 / (i + 1)})
+        run.display()
+        shown = capsys.readouterr().out
+        run.finish()
+        at_end = capsys.readouterr().out
+    finally:
+        display.uninstall()
+    assert "running, 40 rows" in shown and "▁" in shown and "best 0.975 @ step 39 (max)" in shown
+    assert f"run {run.name} ({run.id}) finished, 40 rows" in at_end
+
+
+def test_plain_script_text_view(run_root):
+    code = ("import nbtracker\nrun = nbtracker.init(project='s', primary_metric='acc')\n"
+            "for i in range(10): run.log({'acc': i, 'loss': 10 - i})\nrun.display()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**__import__('os').environ, "NBTRACKER_QUIET": "0"}, check=True)
+    assert "running, 10 rows" in done.stdout and "best 9 @ step 9 (max)" in done.stdout
+    assert "finished, 10 rows" in done.stderr and "loss" in done.stderr     # printed at exit
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                           env={**__import__('os').environ, "NBTRACKER_QUIET": "1"}, check=True)
+    assert quiet.stderr == ""
+    assert "import matplotlib" not in code and "matplotlib" not in quiet.stdout
