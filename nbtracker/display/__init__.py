@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Any, Sequence
 
 from ..core import events, reprs
@@ -95,8 +96,13 @@ def _on_init(run: Any) -> None:
 def _on_log(run: Any, row: dict[str, Any]) -> None:
     sources = _feeds.get(id(run))
     if sources:
+        now = time.monotonic()
         for s in sources:
-            s.feed.append(row)
+            s.push(row)
+            view = s.view
+            view.last_row = now
+            if view._image is not None and now >= view._next:
+                view.tick()
 
 
 def _on_display(run: Any) -> None:

@@ -39,13 +39,18 @@ class Series:
         self._smooth: Smoothed | None = None
 
     def append(self, step: float, t: float, value: float) -> None:
-        n = self._n
-        if n == self._data.shape[1]:
-            grown = np.empty((3, 2 * n), dtype=float)
-            grown[:, :n] = self._data
+        self.extend([step], [t], [value])
+
+    def extend(self, steps: list[float], times: list[float], values: list[float]) -> None:
+        n, k = self._n, len(values)
+        if n + k > self._data.shape[1]:
+            grown = np.empty((3, max(2 * self._data.shape[1], n + k)), dtype=float)
+            grown[:, :n] = self._data[:, :n]
             self._data = grown
-        self._data[:, n] = (step, t, value)
-        self._n = n + 1
+        self._data[0, n:n + k] = steps
+        self._data[1, n:n + k] = times
+        self._data[2, n:n + k] = values
+        self._n = n + k
 
     def __len__(self) -> int:
         return self._n
@@ -186,21 +191,48 @@ class Smoothed:
 _INF = float("inf")
 
 
+Batch = dict  # metric -> ([steps], [times], [values]): plain lists, cheap to append to
+
+
+def collect(row: Any, batch: Batch) -> None:
+    """Add one logged row's numbers to ``batch``. Floats and ints are not tracked by the
+    garbage collector, so a batch holding thousands of rows costs the GC nothing (keeping the
+    row dicts themselves would: a 1 kHz loop got several percent slower from that alone)."""
+    step = row.get("_step")
+    if not isinstance(step, (int, float)):
+        return
+    t = row.get("_time")
+    if not isinstance(t, (int, float)):
+        t = _NAN
+    for k, v in row.items():
+        if k[0] == "_" or type(v) not in (int, float):
+            continue
+        cols = batch.get(k)
+        if cols is None:
+            cols = batch[k] = ([], [], [])
+        cols[0].append(step)
+        cols[1].append(t)
+        cols[2].append(v)
+
+
+def apply(batch: Batch, series: dict[str, Series], target: int = TARGET) -> None:
+    """Move a batch into the per-metric series (one numpy copy per metric)."""
+    for k, (steps, times, values) in batch.items():
+        s = series.get(k)
+        if s is None:
+            s = series[k] = Series(target)
+        s.extend(steps, times, values)
+
+
 def digest(rows: Any, series: dict[str, Series], target: int = TARGET) -> int:
     """Append the numeric values of logged rows to per-metric series; returns rows seen."""
+    batch: Batch = {}
     count = 0
     for row in rows:
         count += 1
-        step = row.get("_step")
-        t = row.get("_time")
-        if not isinstance(step, (int, float)):
-            continue
-        t = float(t) if isinstance(t, (int, float)) else float("nan")
-        for k, v in row.items():
-            if k[0] == "_" or type(v) not in (int, float):
-                continue
-            s = series.get(k)
-            if s is None:
-                s = series[k] = Series(target)
-            s.append(step, t, v)
+        collect(row, batch)
+    apply(batch, series, target)
     return count
+
+
+_NAN = float("nan")

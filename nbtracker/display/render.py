@@ -11,7 +11,7 @@ import io
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -61,13 +61,48 @@ class Chart:
 
 
 def render_png(chart: Chart) -> bytes:
-    """The chart as PNG bytes (palette-quantized: a 3-row chart is a few tens of KB)."""
-    with RENDER_LOCK:
-        fig = _figure(chart)
-        canvas = FigureCanvasAgg(fig)
-        canvas.draw()
-        rgba = np.asarray(canvas.buffer_rgba())
-        return _png(rgba)
+    """The chart as PNG bytes, on a new figure (palette-quantized: a few tens of KB)."""
+    return Renderer().png(chart)
+
+
+class Renderer:
+    """Draws successive states of one chart, reusing the figure while its shape (panels,
+    lines, options) stays the same: only line data, limits and texts change, which halves
+    the cost of a live redraw. The pixels are those of a fresh figure."""
+
+    def __init__(self) -> None:
+        self._shape: Any = None
+        self._fig: Figure | None = None
+        self._canvas: FigureCanvasAgg | None = None
+        self._artists: list[dict[str, Any]] = []
+
+    def png(self, chart: Chart) -> bytes:
+        shape = _shape(chart)
+        with RENDER_LOCK:
+            if shape != self._shape or self._fig is None:
+                self._fig, self._artists = _figure(chart)
+                self._canvas = FigureCanvasAgg(self._fig)
+                self._shape = shape
+            else:
+                _update(self._fig, self._artists, chart)
+            assert self._canvas is not None
+            self._canvas.draw()
+            return _png(np.asarray(self._canvas.buffer_rgba()))
+
+
+def _positive(panel: Panel) -> bool:
+    finite = [ln.y[np.isfinite(ln.y)] for ln in panel.lines]
+    return all(len(f) for f in finite) and bool(finite) and all(bool(np.all(f > 0)) for f in finite)
+
+
+def _shape(chart: Chart) -> Any:
+    return (tuple((p.title, p.group, tuple((ln.label, len(ln.x) == 1) for ln in p.lines),
+                   p.best is not None, p.legend, chart.log_y and _positive(p)) for p in chart.panels),
+            chart.xlabel, bool(chart.title), chart.empty if not chart.panels else None)
+
+
+def _title(chart: Chart) -> str:
+    return chart.title + (f"\n{chart.note}" if chart.note else "")
 
 
 def layout(panels: Sequence[Panel], columns: int = COLUMNS) -> list[tuple[int, int]]:
@@ -92,46 +127,72 @@ def layout(panels: Sequence[Panel], columns: int = COLUMNS) -> list[tuple[int, i
     return slots
 
 
-def _figure(chart: Chart) -> Figure:
+#: Fixed margins, in inches (a layout engine would cost a third of every redraw).
+LEFT, RIGHT, BOTTOM, TITLE_GAP, ROW_GAP, COL_GAP = 0.6, 0.15, 0.45, 0.3, 0.75, 0.6
+
+
+def _figure(chart: Chart) -> tuple[Figure, list[dict[str, Any]]]:
     slots = layout(chart.panels)
     nrows = max((r for r, _ in slots), default=0) + 1
-    ncols = min(COLUMNS, len(chart.panels)) if nrows == 1 else COLUMNS
+    ncols = max(1, min(COLUMNS, len(chart.panels)) if nrows == 1 else COLUMNS)
     header_in = (0.35 if chart.title else 0.0) + (0.2 if chart.note else 0.0)
     width = WIDTH_IN * max(ncols, 2) / COLUMNS
-    fig = Figure(figsize=(width, header_in + nrows * ROW_IN), dpi=DPI, layout="constrained")
+    height = header_in + nrows * ROW_IN
+    fig = Figure(figsize=(width, height), dpi=DPI)
     if chart.title:
-        fig.suptitle(chart.title + (f"\n{chart.note}" if chart.note else ""), x=0.01, ha="left",
+        fig.suptitle(_title(chart), x=0.01, y=1 - 0.08 / height, ha="left", va="top",
                      fontsize=10, fontweight="bold")
     if not chart.panels:
         fig.text(0.5, 0.45, chart.empty, ha="center", va="center", color="#666666", fontsize=10)
-        return fig
-    grid = fig.add_gridspec(nrows, max(ncols, 1))
-    for (r, c), panel in zip(slots, chart.panels):
-        _draw_panel(fig.add_subplot(grid[r, c]), panel, chart)
-    return fig
+        return fig, []
+    ax_h = ROW_IN - ROW_GAP
+    ax_w = (width - LEFT - RIGHT - (ncols - 1) * COL_GAP) / ncols
+    grid = fig.add_gridspec(nrows, ncols, left=LEFT / width, right=1 - RIGHT / width,
+                            bottom=BOTTOM / height, top=1 - (header_in + TITLE_GAP) / height,
+                            wspace=COL_GAP / ax_w, hspace=ROW_GAP / ax_h)
+    artists = [_draw_panel(fig.add_subplot(grid[r, c]), panel, chart)
+               for (r, c), panel in zip(slots, chart.panels)]
+    return fig, artists
 
 
-def _draw_panel(ax, panel: Panel, chart: Chart) -> None:  # noqa: ANN001 - matplotlib Axes
+def _draw_panel(ax: Any, panel: Panel, chart: Chart) -> dict[str, Any]:
     ax.set_title(f"{panel.group}/{panel.title}" if panel.group else panel.title, fontsize=9, loc="left")
     ax.tick_params(labelsize=7)
     ax.grid(True, alpha=0.25, linewidth=0.6)
-    positive = True
+    lines = []
     for i, line in enumerate(panel.lines):
         color = COLORS[i % len(COLORS)]
-        ax.plot(line.x, line.y, color=color, linewidth=1.1, label=line.label)
-        if len(line.x) == 1:  # a single point is invisible as a line
-            ax.plot(line.x, line.y, "o", color=color, markersize=3)
-        finite = line.y[np.isfinite(line.y)]
-        positive = positive and bool(len(finite)) and bool(np.all(finite > 0))
+        style = dict(marker="o", markersize=3) if len(line.x) == 1 else {}   # one point: a dot
+        (artist,) = ax.plot(line.x, line.y, color=color, linewidth=1.1, label=line.label, **style)
+        lines.append(artist)
+    best = best_title = None
     if panel.best is not None:
         bx, by, label = panel.best
-        ax.plot([bx], [by], marker="*", color=BEST, markersize=10, linestyle="none", zorder=5)
-        ax.set_title(label, fontsize=8, loc="right", color=BEST)
-    if chart.log_y and positive:
+        (best,) = ax.plot([bx], [by], marker="*", color=BEST, markersize=10, linestyle="none", zorder=5)
+        best_title = ax.set_title(label, fontsize=8, loc="right", color=BEST)
+    if chart.log_y and _positive(panel):
         ax.set_yscale("log")
     if panel.legend and len(panel.lines) > 1:
         ax.legend(fontsize=7, loc="best", frameon=False)
     ax.set_xlabel(chart.xlabel, fontsize=7)
+    return {"ax": ax, "lines": lines, "best": best, "best_title": best_title}
+
+
+def _update(fig: Figure, artists: list[dict[str, Any]], chart: Chart) -> None:
+    if chart.title:
+        fig._suptitle.set_text(_title(chart))  # type: ignore[union-attr]
+    for art, panel in zip(artists, chart.panels):
+        for artist, line in zip(art["lines"], panel.lines):
+            artist.set_data(line.x, line.y)
+        if panel.best is not None:
+            bx, by, label = panel.best
+            art["best"].set_data([bx], [by])
+            art["best_title"].set_text(label)
+        ax = art["ax"]
+        ax.relim()
+        ax.autoscale_view()
+        if panel.legend and len(panel.lines) > 1:
+            ax.legend(fontsize=7, loc="best", frameon=False)   # "best" placement follows the data
 
 
 def _png(rgba: np.ndarray) -> bytes:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -28,11 +27,13 @@ from ..core.files import read_jsonl
 from ..core.paths import METRICS_FILE
 from ..core.textview import WIDTH, Stat, format_view, sparkline
 from . import html
-from .downsample import Series, digest
-from .render import Chart, Line, Panel, fmt, panel_grid, render_png
+from .downsample import Series, apply, collect, digest
+from .render import Chart, Line, Panel, Renderer, fmt, panel_grid
 
-#: Drawing may use at most this share of wall time (a 60 ms draw runs every 1.5 s at most).
-BUDGET = 0.04
+#: Drawing may use at most this share of CPU time (a 60 ms draw runs every 3 s at most). The
+#: total cost of a live chart to a loop is about twice this (row feed, GC and cache effects of
+#: drawing): benchmarks/bench_display.py.
+BUDGET = 0.02
 #: And never more often than this (seconds).
 MIN_INTERVAL = 0.4
 #: Panels drawn before the metric chooser takes over.
@@ -48,18 +49,21 @@ class Options:
 
 
 class Source:
-    """One run's series. ``feed`` (a deque) receives rows from the ``log`` event; ``digest``
-    moves them into the series in whatever thread draws."""
+    """One run's series: its history on disk, then the rows ``push``-ed by the ``log`` event
+    (from the logging thread), folded in by ``digest`` in whatever thread draws."""
 
     def __init__(self, run: Any) -> None:
         self.run = run
         self.id: str = run.id
         self.series: dict[str, Series] = {}
-        self.feed: deque[dict[str, Any]] = deque()
+        self.view: Any = None          # the view this source belongs to
         self.rows = 0
         self.last_step: Any = None
         self.start_time: float = run.start_time or 0.0
         self._lock = threading.Lock()
+        self._batch: dict[str, Any] = {}
+        self._batch_rows = 0
+        self._batch_step: Any = None
         self._load_history()
 
     @property
@@ -77,30 +81,28 @@ class Source:
             run.flush(summary=False)   # rows logged so far are on disk; later ones come as events
         status = getattr(run, "status", "running")
         rows = read_jsonl(run.dir / METRICS_FILE, live=status == "running")
-        self._take(rows)
+        self.rows = digest(rows, self.series)
+        if rows:
+            self.last_step = rows[-1].get("_step")
 
-    def _take(self, rows: Sequence[dict[str, Any]] | deque) -> bool:
-        n = digest(rows, self.series)
-        if n:
-            self.rows += n
-            last = rows[-1] if isinstance(rows, list) else None
-            if last is not None:
-                self.last_step = last.get("_step")
-        return bool(n)
+    def push(self, row: dict[str, Any]) -> None:
+        """A row just logged (called on every ``run.log``: a few microseconds)."""
+        with self._lock:
+            collect(row, self._batch)
+            self._batch_rows += 1
+            self._batch_step = row.get("_step")
 
     def digest(self) -> bool:
-        """Fold rows that arrived since the last call; True when there were any."""
+        """Fold the rows pushed since the last call into the series; True when there were any."""
         with self._lock:
-            feed = self.feed
-            if not feed:
+            if not self._batch_rows:
                 return False
-            batch = []
-            try:
-                while True:
-                    batch.append(feed.popleft())
-            except IndexError:
-                pass
-            return self._take(batch)
+            batch, n, step = self._batch, self._batch_rows, self._batch_step
+            self._batch, self._batch_rows = {}, 0
+        apply(batch, self.series)
+        self.rows += n
+        self.last_step = step
+        return True
 
     def metric_names(self) -> list[str]:
         names = list(self.series)
@@ -169,11 +171,15 @@ class View:
 
     def __init__(self, sources: list[Source], *, widgets: bool) -> None:
         self.sources = sources
+        for s in sources:
+            s.view = self
         self.options = Options()
         self.use_widgets = widgets
         self.display_id = f"nbtracker-{self.kind}-{id(self):x}"
         self.draws = 0                 # widget draws (the throttle's counter, for tests and benchmarks)
-        self.draw_seconds = 0.0
+        self.draw_seconds = 0.0        # wall time spent drawing
+        self.draw_cpu = 0.0            # CPU time of those draws (what the throttle budgets)
+        self.last_row = 0.0            # monotonic time of the last row seen by the log event
         self._lock = threading.RLock()
         self._cost = 0.0               # seconds the last draw took
         self._next = 0.0               # monotonic time before which the ticker does not draw
@@ -181,6 +187,7 @@ class View:
         self._static_rows = -1         # rows behind the last static PNG sent
         self._static_key: Any = None
         self._png: bytes | None = None
+        self._renderer = Renderer()
         self._shown = 0
         self.widget: Any = None
         self._image: Any = None
@@ -212,7 +219,7 @@ class View:
             self._digest()
             key = (self.rows(), self.options, self._status_key())
             if self._png is None or key != self._static_key:
-                self._png = render_png(self.chart())
+                self._png = self._renderer.png(self.chart())
                 self._static_key = key
             return self._png
 
@@ -231,6 +238,7 @@ class View:
         box = w.VBox([self._header, self._image, w.HBox(controls)])
         box.add_class(f"nbtracker-{self.kind}")
         self._drawn_rows = self.rows()
+        self._next = time.monotonic() + MIN_INTERVAL   # just drawn
         return box
 
     def _make_controls(self, w: Any) -> list[Any]:
@@ -298,25 +306,36 @@ class View:
         x.options = ["step", "time", *names]
         x.value = current if current in x.options else "step"
 
-    def tick(self) -> None:
-        """Called by the ticker thread: draw if rows arrived and the throttle allows it."""
+    def due(self) -> bool:
+        """Whether the throttle allows a draw now (cheap: called on every logged row)."""
+        return self._image is not None and time.monotonic() >= self._next
+
+    def tick(self, idle: float = 0.0) -> None:
+        """Draw the widget image if rows arrived and the throttle allows it.
+
+        Called from ``run.log`` (the logging thread: no second thread fights the loop for the
+        GIL) and by the background ticker with ``idle`` = seconds since the last row, so the
+        last rows of a loop that went quiet show up too. The draw's CPU time sets the next
+        allowed draw: ``cost / BUDGET`` later, and never sooner than ``MIN_INTERVAL``.
+        """
         if self._image is None:
-            self._digest()   # keep the feed short even when nothing is shown
             return
         now = time.monotonic()
         if now < self._next:
             return
         if not self._lock.acquire(blocking=False):
-            return   # the main thread is drawing (cell end); skip this tick
+            return   # another thread is drawing this view
         try:
             self._digest()
             if self.rows() == self._drawn_rows:
                 return
-            start = time.perf_counter()
+            start = time.thread_time()
+            wall = time.perf_counter()
             self.redraw()
-            cost = time.perf_counter() - start
+            cost = time.thread_time() - start
             self.draws += 1
-            self.draw_seconds += cost
+            self.draw_seconds += time.perf_counter() - wall
+            self.draw_cpu += cost
             self._next = time.monotonic() + max(MIN_INTERVAL, cost / BUDGET)
         finally:
             self._lock.release()
@@ -518,10 +537,17 @@ def remove_ticker(view: View) -> None:
     ticker.remove(id(view))
 
 
+#: The ticker draws a view whose rows stopped arriving this long ago (seconds).
+QUIET = 1.0
+
+
 def _guard(view: View) -> Callable[[], None]:
     def job() -> None:
         try:
-            view.tick()
+            if view.due() and time.monotonic() - view.last_row >= QUIET:
+                view.tick()
+            elif view._image is None:
+                view._digest()   # keep the feed short even when nothing is shown
         except Exception as e:  # noqa: BLE001
             _report("live update", e)
     return job
