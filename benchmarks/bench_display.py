@@ -87,15 +87,21 @@ def main() -> int:
 
     display.install(SimpleNamespace(kernel=object()))   # notebook mode: widgets, ticker draws
     n_work = calibrate()
-    steps, rounds = (1000, 1) if args.quick else (6000, 7)
+    steps, rounds = (1000, 1) if args.quick else (6000, 8)
     base, live, draws = [], [], []
-    for _ in range(rounds):
-        base.append(loop(nbtracker, display, steps, n_work, False)[0])
-        per_step, d = loop(nbtracker, display, steps, n_work, True)
-        live.append(per_step)
-        draws.append(d)
-    # Rounds run in back-to-back pairs, and the figure is the median of the pairs' ratios: on
-    # these shared machines the speed drifts by +-10% over seconds, far more than the effect.
+    for r in range(rounds):
+        # ABBA order: the speed of these machines drifts over a run; alternating which of a
+        # pair goes first cancels a steady drift instead of charging it to one side
+        order = (False, True) if r % 2 == 0 else (True, False)
+        for with_chart in order:
+            per_step, d = loop(nbtracker, display, steps, n_work, with_chart)
+            if with_chart:
+                live.append(per_step)
+                draws.append(d)
+            else:
+                base.append(per_step)
+    # The figure is the median of the pairs' ratios: on these shared machines the speed moves
+    # by +-10% over seconds, more than the effect being measured.
     ratio = statistics.median(lv / b for lv, b in zip(live, base))
     big_points, redraws = (100_000, 3) if args.quick else (1_000_000, 7)
     small = redraw_cost(nbtracker, display, 1000, redraws)

@@ -230,7 +230,10 @@ class View:
     def _build_widget(self) -> Any:
         import ipywidgets as w
 
-        self._image = w.Image(format="png", value=self.png(), layout=w.Layout(max_width="100%"))
+        png = self.png()
+        # natural size (no upscaling blur), shrunk to fit narrow outputs
+        self._image = w.Image(format="png", value=png, width=str(_png_width(png)),
+                              layout=w.Layout(max_width="100%", height="auto"))
         self._image.add_class("nbtracker-chart")
         self._header = w.HTML(self.header_html())
         self._header.add_class("nbtracker-header")
@@ -282,6 +285,9 @@ class View:
             start = time.perf_counter()
             png = self.png()
             self._image.value = png
+            width = str(_png_width(png))
+            if self._image.width != width:
+                self._image.width = width
             self._header.value = self.header_html()
             self._sync_metric_options()
             self._cost = time.perf_counter() - start

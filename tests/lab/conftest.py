@@ -1,0 +1,123 @@
+"""JupyterLab on 127.0.0.1 driven by headless Chromium (Playwright), for what only a browser shows.
+
+Recipe: ../shared/docs/jupyter-testing.md section 2. The server runs in a temporary root with its
+own settings, workspaces, config and runtime dirs; its kernels write runs under ``lab_root/runs``.
+Screenshots go to ``test-artifacts/browser/`` (or ``$NBTRACKER_ARTIFACTS``) and are kept.
+Missing Chromium, Playwright or JupyterLab is a failure, not a skip: ``.ci/run`` installs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TOKEN = "nbtracker-test-token"
+CHROMIUM = os.environ.get("NBTRACKER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def artifacts() -> Path:
+    out = Path(os.environ.get("NBTRACKER_ARTIFACTS") or REPO / "test-artifacts") / "browser"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/lab/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    """(base url, notebook dir, run root) of a JupyterLab server for this test session."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: install it (bash .ci/run does: apt-get install chromium)")
+    root = tmp_path_factory.mktemp("lab")
+    work, runs = root / "work", root / "runs"
+    work.mkdir()
+    settings = root / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(root / "settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(root / "ws"), "JUPYTER_CONFIG_DIR": str(root / "cfg"),
+           "JUPYTER_RUNTIME_DIR": str(root / "rt"), "NBTRACKER_DIR": str(runs), "NBTRACKER_QUIET": "1"}
+    log_path = root / "server.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={work}",
+         "--LabApp.expose_app_in_browser=True", "--allow-root"],
+        env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"JupyterLab exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2).read()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.terminate()
+                pytest.fail(f"JupyterLab did not start in 90 s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+    yield base, work, runs
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+    shutil.copy(log_path, artifacts() / "server.log")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.set_default_timeout(60_000)
+    yield page
+    try:
+        page.screenshot(path=str(artifacts() / f"{request.node.name}-final.png"), full_page=True)
+    finally:
+        page.close()
+
+
+def open_and_run_all(page, base: str, name: str) -> None:
+    """Open ``name`` in a fresh workspace, wait for a truly idle kernel, run all cells.
+
+    The run-all command's promise is not returned to Python: ``page.evaluate`` has no timeout
+    and that promise can hang (jupyter-testing.md, pitfall 1)."""
+    page.goto(f"{base}/lab/workspaces/t{uuid.uuid4().hex[:8]}/tree/{name}?token={TOKEN}")
+    page.wait_for_function(
+        """(name) => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+           return !!(w && w.context && w.context.path === name && w.context.isReady
+             && w.sessionContext.session && w.sessionContext.session.kernel
+             && w.sessionContext.session.kernel.status === 'idle'); }""", arg=name, timeout=90_000)
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
