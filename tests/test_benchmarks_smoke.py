@@ -18,3 +18,11 @@ def test_bench_core_quick_runs():
     assert out.returncode == 0, out.stderr
     for name in ("log 4 scalars", "disk per row", "import nbtracker", "history read", "runs() listing"):
         assert name in out.stdout
+
+
+@pytest.mark.slow
+def test_bench_display_quick_runs():
+    out = subprocess.run([sys.executable, str(BENCH / "bench_display.py"), "--quick"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "1 kHz loop, live chart on" in out.stdout and "redraw at 100,000 points" in out.stdout

@@ -94,3 +94,21 @@ def test_terminal_style_text_in_a_kernel_when_live_is_off(tmp_path, run_root):
     assert outputs(nb.cells[1]) == []                        # no chart where the run started
     (shown,) = outputs(nb.cells[2])
     assert shown["metadata"]["nbtracker"]["rows"] == 5        # run.display() still shows it
+
+
+def test_live_charts_notebook_runs_and_shows_every_view(tmp_path, run_root):
+    from tests.nbexec import NOTEBOOKS
+
+    nb = execute(NOTEBOOKS / "live_charts.ipynb", cwd=tmp_path, run_root=run_root, timeout=300)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert not [o for c in code for o in c.outputs if o["output_type"] == "error"]
+    live = outputs(code[1], "image/png")[0]["metadata"]["nbtracker"]
+    assert live["status"] == "finished" and live["last_step"] == 599
+    listed = nbtracker.runs(project="display-demo")
+    assert sorted(r.status for r in listed) == ["finished", "finished", "interrupted"]
+    table = outputs(code[5])[0]["data"]
+    assert WIDGET in table and table["text/html"].count("data-run=") == 3
+    assert "nbtracker-status-interrupted" in table["text/html"]
+    for cell in code[6:8]:                                   # compare(), then the magic
+        (out,) = outputs(cell, "image/png")
+        assert WIDGET in out["data"] and len(out["metadata"]["nbtracker"]["runs"]) == 3
