@@ -335,6 +335,8 @@ class View:
             self._digest()
             if self.rows() == self._drawn_rows:
                 return
+            # a draw that raises must not be retried on every logged row
+            self._next = now + 10 * MIN_INTERVAL
             start = time.thread_time()
             wall = time.perf_counter()
             self.redraw()

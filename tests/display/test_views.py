@@ -163,3 +163,27 @@ def test_plain_script_text_view(run_root):
                            env={**__import__('os').environ, "NBTRACKER_QUIET": "1"}, check=True)
     assert quiet.stderr == ""
     assert "import matplotlib" not in code and "matplotlib" not in quiet.stdout
+
+
+def test_a_failing_draw_never_reaches_the_loop_and_is_reported_once(notebook_mode, capsys):
+    run = nbtracker.init(project="v")
+    view = display.live_view(run)
+    view.widget = view._build_widget()
+    calls = []
+
+    def broken(chart):
+        calls.append(1)
+        raise RuntimeError("renderer exploded")
+
+    view._renderer.png = broken
+    view._next = 0
+    start = time.perf_counter()
+    for i in range(2000):
+        run.log({"loss": 1.0 / (i + 1)})                  # never raises
+    assert time.perf_counter() - start < 5
+    assert len(calls) == 1                                # not retried on every row
+    err = capsys.readouterr().err
+    assert err.count("renderer exploded") == 1 and "logging continues" in err
+    del view._renderer.png
+    run.finish()
+    assert [r["loss"] for r in nbtracker.load(run.id).history()][-1] == 1 / 2000   # nothing lost
