@@ -157,25 +157,27 @@ def test_resumed_run_in_the_same_kernel_keeps_recording_cells(ip):
     assert [r["rows"] for r in recs] == [0, 0, 1, 0] and len(recs) == 4
 
 
-def test_help_compare_and_live_without_the_display_layer(ip, capsys):
-    import nbtracker as pkg
-
+def test_live_and_compare_magics_in_a_terminal_shell(ip, capsys):
+    """Outside a kernel (this in-process shell is a terminal one) both print text views."""
     assert cell(ip, "%nbtracker?").success
     capsys.readouterr()
     cell(ip, "%nbtracker live")
     assert "no active run" in capsys.readouterr().out
-    cell(ip, "import nbtracker\nrun = nbtracker.init(project='cmp')\nrun.log({'loss': 1.0})")
+    cell(ip, "import nbtracker\nrun = nbtracker.init(project='cmp')\nrun.log({'loss': 1.0})\nrun.log({'loss': 0.5})")
     capsys.readouterr()
     assert cell(ip, "%nbtracker live").success
     out = capsys.readouterr().out
-    if getattr(nbtracker.current_run(), "display", None) is None:
-        assert "display layer" in out
+    assert "running, 2 rows" in out and "loss" in out
     cell(ip, "run.finish()")
-    assert not cell(ip, "%nbtracker compare").success          # --metric is required: UsageError
-    res = cell(ip, "%nbtracker compare --project cmp --metric loss")
+    assert not cell(ip, "%nbtracker compare --project cmp").success   # no primary metric: say which
+    assert not cell(ip, "%nbtracker compare --project cmp --metric nope").success
+    assert not cell(ip, "%nbtracker compare --project empty --metric loss").success
+    capsys.readouterr()
+    res = cell(ip, "%nbtracker compare --project cmp --metric loss --log")
     assert res.success, res.error_in_exec
-    if getattr(pkg, "compare", None) is None:
-        assert "display layer" in capsys.readouterr().out
+    assert "loss across 1 runs" in capsys.readouterr().out
+    res = cell(ip, f"%nbtracker live {nbtracker.runs(project='cmp')[0].id}")
+    assert res.success, res.error_in_exec
 
 
 def test_a_failing_track_still_records_the_cell(ip, capsys):
