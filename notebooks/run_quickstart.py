@@ -49,6 +49,15 @@ def main() -> int:
         if path.is_file() and not path.name.startswith("."):
             print(f"  {path.relative_to(latest.dir)}  ({path.stat().st_size} bytes)")
     print(f"\nexecuted notebook saved as {Path(args.output).absolute()}")
+    charts = [o for c in nb.cells for o in c.get("outputs", [])
+              if o.get("metadata", {}).get("nbtracker", {}).get("kind") == "live"]
+    if charts:   # the live chart's static PNG, as GitHub shows the saved notebook
+        import base64
+
+        chart = Path(args.output).with_suffix(".chart.png")
+        chart.write_bytes(base64.b64decode(charts[-1]["data"]["image/png"]))
+        meta = charts[-1]["metadata"]["nbtracker"]
+        print(f"its live chart (final state: {meta['status']}, step {meta['last_step']}) saved as {chart.absolute()}")
     print("open it interactively: pip install jupyterlab && jupyter lab notebooks/quickstart.ipynb")
     return 0
 
