@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -192,7 +192,6 @@ class View:
         self.widget: Any = None
         self._image: Any = None
         self._controls: dict[str, Any] = {}
-        self._on_change: list[Callable[[], None]] = []
 
     # -- what to draw -------------------------------------------------------------------------
     def chart(self) -> Chart:
@@ -217,7 +216,7 @@ class View:
         """The chart as it is now (drawn if anything changed since the last draw)."""
         with self._lock:
             self._digest()
-            key = (self.rows(), self.options, self._status_key())
+            key = (self.rows(), astuple(self.options), self._status_key())
             if self._png is None or key != self._static_key:
                 self._png = self._renderer.png(self.chart())
                 self._static_key = key

@@ -100,3 +100,4 @@ def test_widget_sorts_and_filters(runs):
     bundle = t.bundle(widgets=True)
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == box.model_id
     assert "text/html" in bundle and "lr-0.01" in bundle["text/plain"]
+    box.close_all()

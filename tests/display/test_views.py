@@ -22,6 +22,9 @@ def notebook_mode(monkeypatch):
     display.install(SimpleNamespace(kernel=object()))
     yield
     display.uninstall()
+    import ipywidgets
+
+    ipywidgets.Widget.close_all()   # not at interpreter exit, where their __del__ complains
 
 
 def test_image_changes_after_log_and_tick(notebook_mode):
