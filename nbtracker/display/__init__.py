@@ -22,6 +22,7 @@ from .views import CompareView, LiveView, View, add_ticker, remove_ticker
 __all__ = ["compare", "install", "uninstall", "live_view", "mode"]
 
 _mode: str | None = None            # "notebook", "terminal", or None (not installed)
+_shell: Any = None
 _live: dict[int, LiveView] = {}     # id(run) -> its live chart
 _feeds: dict[int, list[Any]] = {}   # id(run) -> sources fed by its log events
 _views: list[View] = []             # views with at least one live source
@@ -33,8 +34,9 @@ def mode() -> str | None:
 
 def install(shell: Any) -> None:
     """Subscribe to the run events and register the rich reprs (idempotent)."""
-    global _mode
+    global _mode, _shell
     _mode = "notebook" if getattr(shell, "kernel", None) is not None else "terminal"
+    _shell = shell
     for name, listener in _LISTENERS.items():
         events.on(name, listener)
     reprs.register("Run", _run_bundle)
@@ -43,7 +45,7 @@ def install(shell: Any) -> None:
 
 
 def uninstall(shell: Any = None) -> None:
-    global _mode
+    global _mode, _shell
     for name, listener in _LISTENERS.items():
         events.off(name, listener)
     reprs.unregister("Run", _run_bundle)
@@ -52,7 +54,7 @@ def uninstall(shell: Any = None) -> None:
     for view in list(_views):
         _detach(view)
     _live.clear()
-    _mode = None
+    _mode = _shell = None
 
 
 # -- live charts ------------------------------------------------------------------------------
@@ -88,9 +90,23 @@ def _detach(view: View) -> None:
                 del _feeds[id(s.run)]
 
 
+#: Runs of one cell that get a chart by themselves; a sweep in one cell gets a note instead.
+AUTO_PER_CELL = 3
+_auto: list[Any] = [None, 0]        # [the cell (shell execution count), charts shown in it]
+
+
 def _on_init(run: Any) -> None:
-    if _mode == "notebook" and os.environ.get("NBTRACKER_LIVE", "1") != "0":
+    if _mode != "notebook" or os.environ.get("NBTRACKER_LIVE", "1") == "0":
+        return
+    cell = getattr(_shell, "execution_count", None)
+    if _auto[0] != cell:
+        _auto[:] = [cell, 0]
+    _auto[1] += 1
+    if _auto[1] <= AUTO_PER_CELL:
         live_view(run).show()
+    elif _auto[1] == AUTO_PER_CELL + 1:
+        print(f"nbtracker: more than {AUTO_PER_CELL} runs started in this cell; their live charts are "
+              "not shown (run.display() shows one, nbtracker.compare(...) overlays them)")
 
 
 def _on_log(run: Any, row: dict[str, Any]) -> None:

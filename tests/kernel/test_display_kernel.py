@@ -112,3 +112,15 @@ def test_live_charts_notebook_runs_and_shows_every_view(tmp_path, run_root):
     for cell in code[6:8]:                                   # compare(), then the magic
         (out,) = outputs(cell, "image/png")
         assert WIDGET in out["data"] and len(out["metadata"]["nbtracker"]["runs"]) == 3
+
+
+def test_a_sweep_in_one_cell_gets_three_charts_and_a_note(tmp_path, run_root):
+    nb = notebook("import nbtracker",
+                  "for lr in range(6):\n    with nbtracker.init(project='sweep', config={'lr': lr}) as r:\n"
+                  "        r.log({'a': lr})",
+                  "run = nbtracker.init(project='sweep')\nrun.log({'a': 1})\nrun.finish()")
+    execute(nb, cwd=tmp_path, run_root=run_root)
+    assert len(outputs(nb.cells[1], "image/png")) == 3
+    assert stream_text(nb.cells[1:2]).count("more than 3 runs started in this cell") == 1
+    assert len(outputs(nb.cells[2], "image/png")) == 1        # the next cell counts afresh
+    assert len(nbtracker.runs(project="sweep")) == 7
