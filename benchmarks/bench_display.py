@@ -83,7 +83,7 @@ def main() -> int:
     os.environ["NBTRACKER_LIVE"] = "0"
     os.environ["NBTRACKER_QUIET"] = "1"
     import nbtracker
-    from nbtracker import display
+    from nbtracker.display import inline as display
 
     display.install(SimpleNamespace(kernel=object()))   # notebook mode: widgets, ticker draws
     n_work = calibrate()

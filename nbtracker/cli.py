@@ -13,9 +13,9 @@ from typing import Any, Sequence
 from ._version import __version__
 from .core.errors import NbtrackerError
 from .core.files import read_jsonl
-from .core.paths import METRICS_FILE, resolve_root
+from .core.paths import METRICS_FILE, find_root, resolve_root
 from .core.query import RunView, find_run_dir, runs
-from .core.table import flatten_config, fmt_duration, fmt_time, fmt_value, render, runs_columns
+from .display.text import flatten_config, fmt_duration, fmt_time, fmt_value, render, runs_columns, term
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -25,8 +25,11 @@ def _parser() -> Any:
 
     p = argparse.ArgumentParser(prog="nbtracker", description="Local-first experiment tracker: inspect runs.")
     p.add_argument("--version", action="version", version=f"nbtracker {__version__}")
-    p.add_argument("--dir", help="run root (default: $NBTRACKER_DIR or ./nbtracker-runs)")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p.add_argument("--dir", help="run root (default: `nbtracker root` says which and why)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    root = sub.add_parser("root", help="print the run root and which rule chose it")
+    root.add_argument("--json", action="store_true")
 
     ls = sub.add_parser("ls", help="list runs, newest first")
     ls.add_argument("--project", "-p")
@@ -52,7 +55,8 @@ def _parser() -> Any:
     export = sub.add_parser("export", help="a run's metric history as CSV or JSON Lines")
     export.add_argument("run")
     export.add_argument("--project", "-p")
-    export.add_argument("--format", "-f", choices=("csv", "jsonl"), required=True)
+    export.add_argument("--format", "-f", choices=("csv", "jsonl"), default="csv",
+                        help="csv (default) or jsonl")
     export.add_argument("--output", "-o", help="file to write (default: standard output)")
 
     rm = sub.add_parser("rm", help="delete runs")
@@ -65,19 +69,43 @@ def _parser() -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 failed, 2 usage)."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:   # bare `nbtracker`: say what it can do
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    _safe_streams()
     try:
         return int(_COMMANDS[args.command](args) or EXIT_OK)
     except NbtrackerError as e:
-        print(f"nbtracker: {e}", file=sys.stderr)
+        print(f"nbtracker: {term(e)}", file=sys.stderr)
         return EXIT_FAIL
     except BrokenPipeError:  # `nbtracker ls | head`
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
     except OSError as e:
-        print(f"nbtracker: {e}", file=sys.stderr)
+        print(f"nbtracker: {term(e)}", file=sys.stderr)
         return EXIT_FAIL
+
+
+def _safe_streams() -> None:
+    """Stored text may hold lone surrogates; printing must never fail on them."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[attr-defined]
+        except (AttributeError, ValueError):
+            pass
+
+
+def cmd_root(args: Any) -> int:
+    root, why = find_root(args.dir)
+    if args.json:
+        print(json.dumps({"root": str(root), "why": why, "exists": root.is_dir()}))
+    else:
+        print(term(root))
+        print(f"  because: {term(why)}" + ("" if root.is_dir() else " (not created yet: the first run creates it)"))
+    return EXIT_OK
 
 
 def _view(ref: str, args: Any) -> RunView:
@@ -90,10 +118,14 @@ def cmd_ls(args: Any) -> int:
         found.sort(args.sort, descending=args.desc)
     if args.json:
         print(json.dumps(found.to_records(), indent=1))
-    elif not found:
-        print(f"no runs under {resolve_root(args.dir)}" + (f" in project {args.project!r}" if args.project else ""))
+        return EXIT_OK
+    if not found:
+        print(f"no runs under {term(resolve_root(args.dir))}"
+              + (f" in project {term(repr(args.project))}" if args.project else ""))
     else:
         print(render(*runs_columns(found)))
+    for path, reason in found.unreadable:
+        print(f"unreadable  {term(path.parent.name)}/{term(path.name)}  {term(reason)}")
     return EXIT_OK
 
 
@@ -105,25 +137,26 @@ def cmd_show(args: Any) -> int:
         print(json.dumps({**run.as_dict(), "files": files}, indent=1))
         return EXIT_OK
     best = run.best
+    t = term
+    error = run._doc.get("error")
     lines = [
-        f"run       {run.name} ({run.id})",
-        f"project   {run.project}" + (f"  group {run.group}" if run.group else ""),
-        f"status    {run.status}" + (f"  ({run._doc['error']['type']}: {run._doc['error']['message']})"
-                                      if run._doc.get("error") else ""),
+        f"run       {t(run.name)} ({t(run.id)})",
+        f"project   {t(run.project)}" + (f"  group {t(run.group)}" if run.group else ""),
+        f"status    {run.status}" + (f"  ({t(error['type'])}: {t(error['message'])})" if error else ""),
         f"started   {fmt_time(run.start_time)}  duration {fmt_duration(run.duration)}  rows {run.steps}",
-        f"dir       {run.dir}",
+        f"dir       {t(run.dir)}",
     ]
     if run.tags:
-        lines.append(f"tags      {', '.join(run.tags)}")
+        lines.append(f"tags      {', '.join(map(t, run.tags))}")
     if run.notes:
-        lines.append(f"notes     {run.notes}")
+        lines.append(f"notes     {t(run.notes)}")
     if best:
-        lines.append(f"primary   {best[0]} ({run.primary_metric[1]}): best {fmt_value(best[1])} at step {best[2]}")
+        lines.append(f"primary   {t(best[0])} ({run.primary_metric[1]}): best {fmt_value(best[1])} at step {fmt_value(best[2])}")
     for title, mapping in (("config", flatten_config(run.config)), ("summary", run.summary)):
         lines.append(f"{title}:" if mapping else f"{title}: (empty)")
-        lines += [f"  {k} = {fmt_value(v)}" for k, v in mapping.items()]
+        lines += [f"  {t(k)} = {fmt_value(v)}" for k, v in mapping.items()]
     lines.append("files:")
-    lines += [f"  {f}" for f in files]
+    lines += [f"  {t(f)}" for f in files]
     print("\n".join(lines))
     return EXIT_OK
 
@@ -146,7 +179,7 @@ def cmd_diff(args: Any) -> int:
     header = ["", "key", f"{a.name} ({a.id})", f"{b.name} ({b.id})"]
     for name, rows in result.items():
         shown = [r for r in rows if r["differs"] or args.all]
-        print(f"{name}: {sum(r['differs'] for r in rows)} of {len(rows)} differ")
+        print(f"{name}: {sum(r['differs'] for r in rows)} of {len(rows)} differ")   # cells escaped by render
         if shown:
             table = [["*" if r["differs"] else " ", r["key"], fmt_value(r["a"]), fmt_value(r["b"])] for r in shown]
             print("\n".join("  " + line for line in render(header, table).splitlines()))
@@ -156,7 +189,8 @@ def cmd_diff(args: Any) -> int:
 def cmd_export(args: Any) -> int:
     run = _view(args.run, args)
     rows = read_jsonl(run.dir / METRICS_FILE)
-    out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
+    out = (open(args.output, "w", newline="", encoding="utf-8", errors="backslashreplace")
+           if args.output else sys.stdout)
     try:
         if args.format == "jsonl":
             for row in rows:
@@ -186,17 +220,17 @@ def cmd_rm(args: Any) -> int:
         if not sys.stdin.isatty():
             print("nbtracker: rm needs --yes when not run in a terminal", file=sys.stderr)
             return EXIT_USAGE
-        names = ", ".join(f"{r.name} ({r.id})" for r in targets)
+        names = ", ".join(f"{term(r.name)} ({term(r.id)})" for r in targets)
         if input(f"delete {len(targets)} run(s): {names}? [y/N] ").strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return EXIT_FAIL
     for run in targets:
         shutil.rmtree(run.dir)
-        print(f"deleted {run.project}/{run.id} ({run.name})")
+        print(f"deleted {term(run.project)}/{term(run.id)} ({term(run.name)})")
     return EXIT_OK
 
 
-_COMMANDS = {"ls": cmd_ls, "show": cmd_show, "diff": cmd_diff, "export": cmd_export, "rm": cmd_rm}
+_COMMANDS = {"root": cmd_root, "ls": cmd_ls, "show": cmd_show, "diff": cmd_diff, "export": cmd_export, "rm": cmd_rm}
 
 
 def _csv_cell(v: Any) -> Any:

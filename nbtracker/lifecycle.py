@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -12,12 +13,14 @@ from typing import Any, Iterable
 from . import _version
 from . import run as registry
 from .core import events, names, ticker
-from .core.errors import InvalidKeyError, RunActiveError, RunNotFoundError, StorageError
-from .core.files import read_json, read_jsonl
-from .core.paths import METRICS_FILE, RUN_FILE, check_project, check_run_id, new_run_id, resolve_root
+from .core.errors import InvalidKeyError, InvalidValueError, RunActiveError, RunNotFoundError, StorageError
+from .core.files import read_jsonl
+from .core.paths import METRICS_FILE, check_project, new_run_id, resolve_root
+from .core.query import find_run_dir, read_run_doc
 from .core.status import WriterLock, beat
 from .core.values import check_key
-from .run import _GOALS, FORMAT_VERSION, Run, _check_tags
+from .mappings import clean_config
+from .run import _GOALS, FORMAT_VERSION, Run, _check_tags, check_text
 
 _process_hooks = False
 _uncaught: str | None = None  # status for runs still open at exit, set by the excepthook
@@ -28,7 +31,7 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
          tags: Iterable[str] | None = None, notes: str | None = None, group: str | None = None,
          dir: str | os.PathLike[str] | None = None, resume: str | None = None,
          primary_metric: tuple[str, str] | str | None = None) -> Run:
-    """Start a run (or reopen one with ``resume=<run id>``) and make it the current run.
+    """Start a run (or reopen one with ``resume=``) and make it the current run.
 
     Parameters
     ----------
@@ -39,37 +42,54 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     config : dict or argparse.Namespace, optional
         Hyperparameters, saved at once and on every later change.
     tags, notes, group
-        Free-form labels.
+        Free-form labels (a list of strings, a string, a string).
     dir : path, optional
-        Run root; default ``$NBTRACKER_DIR`` or ``./nbtracker-runs``.
+        Run root; default: ``$NBTRACKER_DIR``, ``[tool.nbtracker] dir`` in the nearest
+        ``pyproject.toml``, the nearest existing ``nbtracker-runs/`` folder, else
+        ``./nbtracker-runs`` (``nbtracker root`` prints which).
     resume : str, optional
-        Id of an existing run to continue: steps go on after the last recorded one.
+        The run to continue: its id, a unique id prefix, its unique name or its directory
+        (the same forms ``load()`` takes). Steps go on after the last recorded one.
     primary_metric : (name, goal) or "name:goal", optional
         The metric that ranks runs, with goal ``"min"`` or ``"max"``.
 
-    A run already active in this process is finished first, with a one-line notice.
+    A run already active in this process is finished first, with a one-line notice. An
+    ``init`` that raises changes nothing: the active run stays active, no directory is left.
     """
+    # Everything is validated before anything is touched.
     root = resolve_root(dir)
-    # Validate before finishing the active run: a rejected init must leave it running.
     pm = _check_primary(primary_metric)
     tags_list = _check_tags(tags) if tags is not None else None
-    if resume is not None:
-        check_run_id(resume)
+    name = check_text(name, "name")
+    notes = check_text(notes, "notes")
+    group = check_text(group, "group")
+    clean = clean_config(config) if config is not None else None
     if project is not None or resume is None:
         project = check_project(project)
-    if registry._active is not None:
-        prev = registry._active
+    target: Path | None = None
+    if resume is not None:
+        if not isinstance(resume, (str, os.PathLike)):
+            raise InvalidValueError(f"resume= takes a run id, id prefix, name or directory, not {type(resume).__name__}")
+        try:
+            target = find_run_dir(resume, root, project)
+        except RunNotFoundError as e:
+            raise RunNotFoundError(f"cannot resume: {e} (resume= takes a run id, a unique id prefix, "
+                                   "a unique name or a run directory)") from None
+    prev = registry._active
+    for other in list(registry._open.values()):   # resuming a run this process has open: close it first
+        if target is not None and other.dir.resolve() == target.resolve():
+            other.finish()
+    if target is not None:
+        run = _reopen(target, name, clean, tags_list, notes, group, pm)
+    else:
+        run = _create(root, project, name, clean, tags_list or [], notes, group, pm)
+    if prev is not None and registry._active is prev and not prev._finished:
         print(f"nbtracker: finished run {prev.name!r} ({prev.id}) because a new run started",
               file=sys.stderr)
         try:
             prev.finish()
-        except StorageError as e:  # keep it open (retried at exit); the new run may still work
+        except StorageError as e:  # keep it open (retried at exit); the new run works
             print(f"nbtracker: {e}", file=sys.stderr)
-            registry._active = None
-    if resume is not None:
-        run = _reopen(root, project, resume, name, config, tags_list, notes, group, pm)
-    else:
-        run = _create(root, project, name, config, tags_list or [], notes, group, pm)
     _install_process_hooks()
     registry._open[id(run)] = run
     registry._active = run
@@ -79,74 +99,72 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     return run
 
 
-def _create(root: Path, project: str, name: str | None, config: Any, tags: list[str],
+def _create(root: Path, project: str, name: str | None, config: dict[str, Any] | None, tags: list[str],
             notes: str | None, group: str | None, pm: dict[str, str] | None) -> Run:
     pdir = root / project
+    run_dir: Path | None = None
+    lock: WriterLock | None = None
     try:
-        pdir.mkdir(parents=True, exist_ok=True)
-        for _ in range(20):
-            run_id = new_run_id()
-            try:
-                (pdir / run_id).mkdir()
-                break
-            except FileExistsError:
-                continue
-        else:  # pragma: no cover - 20 clashes in 2.8e12 ids
-            raise StorageError(f"could not find a free run id in {pdir}")
-        run_dir = pdir / run_id
-        lock = WriterLock(run_dir)
-        beat(run_dir)
-    except OSError as e:
-        raise StorageError(f"cannot create a run directory under {pdir}: {e}; pass dir= or set "
-                           "NBTRACKER_DIR to a writable folder") from e
-    if name is None:
-        name = names.generate(sum(1 for e in os.scandir(pdir) if not e.name.startswith(".")))
-    doc = {
-        "format": FORMAT_VERSION,
-        "id": run_id,
-        "name": str(name),
-        "project": project,
-        "group": group,
-        "tags": tags,
-        "notes": notes,
-        "status": "running",
-        "start_time": time.time(),
-        "end_time": None,
-        "primary_metric": pm,
-        "resumes": [],
-        "error": None,
-        "host": _hostname(),
-        "pid": os.getpid(),
-        "python": sys.version.split()[0],
-        "argv": list(sys.argv),
-        "nbtracker_version": _version.__version__,
-    }
-    return _first_write(Run(run_dir, doc, lock), lock, config)
+        try:
+            pdir.mkdir(parents=True, exist_ok=True)
+            for _ in range(20):
+                run_id = new_run_id()
+                try:
+                    (pdir / run_id).mkdir()
+                    break
+                except FileExistsError:
+                    continue
+            else:  # pragma: no cover - 20 clashes in 2.8e12 ids
+                raise StorageError(f"could not find a free run id in {pdir}")
+            run_dir = pdir / run_id
+            lock = WriterLock(run_dir)
+            beat(run_dir)
+        except OSError as e:
+            raise StorageError(f"cannot create a run directory under {pdir}: {e}; pass dir= or set "
+                               "NBTRACKER_DIR to a writable folder") from e
+        if name is None:
+            name = names.generate(sum(1 for e in os.scandir(pdir) if not e.name.startswith(".")))
+        doc = {
+            "format": FORMAT_VERSION,
+            "id": run_id,
+            "name": name,
+            "project": project,
+            "group": group,
+            "tags": tags,
+            "notes": notes,
+            "status": "running",
+            "start_time": time.time(),
+            "end_time": None,
+            "primary_metric": pm,
+            "resumes": [],
+            "error": None,
+            "host": _hostname(),
+            "pid": os.getpid(),
+            "python": sys.version.split()[0],
+            "argv": _text_list(sys.argv),
+            "nbtracker_version": _version.__version__,
+        }
+        return _first_write(Run(run_dir, doc, lock), config)
+    except BaseException:
+        # A failed init leaves nothing behind: not a half-made directory, not a held lock.
+        if lock is not None:
+            lock.release()
+        if run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
-def _reopen(root: Path, project: str | None, run_id: str, name: str | None, config: Any,
+def _reopen(run_dir: Path, name: str | None, config: dict[str, Any] | None,
             tags: list[str] | None, notes: str | None, group: str | None,
             pm: dict[str, str] | None) -> Run:
-    check_run_id(run_id)
-    if project is not None:
-        candidates = [root / check_project(project) / run_id]
-    else:
-        try:
-            candidates = [Path(e.path) / run_id for e in os.scandir(root) if e.is_dir()]
-        except (FileNotFoundError, NotADirectoryError):
-            candidates = []
-    found = [c for c in candidates if (c / RUN_FILE).is_file()]
-    if not found:
-        where = f"project {project!r}" if project else "any project"
-        raise RunNotFoundError(f"cannot resume: no run with id {run_id!r} in {where} under {root}")
-    run_dir = found[0]
     try:
         lock = WriterLock(run_dir)
     except OSError:
-        raise RunActiveError(f"run {run_id} is open in another process; finish it there "
+        raise RunActiveError(f"run {run_dir.name} is open in another process; finish it there "
                              "(or wait for that process to end) before resuming") from None
     try:
-        doc = read_json(run_dir / RUN_FILE)
+        doc = read_run_doc(run_dir)
+        _clean_temp_files(run_dir)
         doc.update(status="running", end_time=None, error=None, pid=os.getpid(),
                    host=_hostname())
         doc["resumes"] = [*doc.get("resumes", []), time.time()]
@@ -154,23 +172,43 @@ def _reopen(root: Path, project: str | None, run_id: str, name: str | None, conf
                            ("primary_metric", pm)):
             if value is not None:
                 doc[key] = value
-        beat(run_dir)
+        try:
+            beat(run_dir)
+        except OSError as e:
+            raise StorageError(f"cannot write the heartbeat of {run_dir}: {e}") from e
         run = Run(run_dir, doc, lock, read_jsonl(run_dir / METRICS_FILE))
+        return _first_write(run, config)
     except BaseException:
         lock.release()
         raise
-    return _first_write(run, lock, config)
 
 
-def _first_write(run: Run, lock: WriterLock, config: Any) -> Run:
-    """Write run.json once (with the config, if any); on failure give the directory back."""
-    try:
-        if config is not None:
-            run.config.update(config)
-        run._persist()  # also when the config added nothing (None, {}): run.json must exist
-    except BaseException:
-        lock.release()
-        raise
+def _clean_temp_files(run_dir: Path) -> None:
+    """Temp files of writers killed mid-write (``.run.json.<pid>.<tid>.tmp``): we hold the lock,
+    so nobody else is writing them."""
+    for folder in (run_dir, run_dir / "code"):
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for e in entries:
+            if e.name.startswith(".") and e.name.endswith(".tmp") and e.is_file(follow_symlinks=False):
+                try:
+                    os.unlink(e.path)
+                except OSError:
+                    pass
+
+
+def _text_list(items: list[str]) -> list[str]:
+    """Command-line words as valid text (argv may hold undecodable bytes as surrogates)."""
+    return [a.encode("utf-8", "backslashreplace").decode("utf-8") for a in items]
+
+
+def _first_write(run: Run, config: dict[str, Any] | None) -> Run:
+    """Write run.json once, with the (already validated) config; the caller cleans up on failure."""
+    if config:
+        run.config._data.update(config)
+    run._persist()  # also when the config added nothing (None, {}): run.json must exist
     return run
 
 

@@ -16,7 +16,7 @@ from . import run as run_module
 from .cells import CellSession
 from .core.errors import NbtrackerError
 from .core.query import find_run_dir
-from .core.table import fmt_value
+from .display.text import fmt_value
 
 _sessions: dict[int, CellSession] = {}
 

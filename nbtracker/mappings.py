@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from typing import Any, Callable, Iterator
 
+from .core.errors import InvalidValueError
 from .core.values import check_key, jsonable
 
 
@@ -17,7 +18,17 @@ def _as_mapping(obj: Any) -> Mapping[str, Any]:
 
     if isinstance(obj, argparse.Namespace):
         return vars(obj)
-    raise TypeError(f"config must be a dict, an argparse.Namespace or keyword values, not {type(obj).__name__}")
+    raise InvalidValueError(f"config must be a dict, an argparse.Namespace or keyword values, "
+                            f"not {type(obj).__name__}")
+
+
+def clean_config(obj: Any) -> dict[str, Any]:
+    """Validate a whole config (keys, JSON-safe values) without storing it; raises on bad input."""
+    clean = {}
+    for k, v in _as_mapping(obj).items():
+        check_key(k, "config")
+        clean[k] = jsonable(v, f"config[{k!r}]")
+    return clean
 
 
 class Config(MutableMapping[str, Any]):

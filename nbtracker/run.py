@@ -116,7 +116,7 @@ class Run:
 
     @notes.setter
     def notes(self, value: str | None) -> None:
-        self._doc["notes"] = None if value is None else str(value)
+        self._doc["notes"] = check_text(value, "notes")
         self._persist()
 
     @property
@@ -182,6 +182,9 @@ class Run:
     def _commit(self, values: dict[str, Any], step: int | None) -> None:
         if step is None:
             step = self._step
+            if step > INT_LIMIT:
+                raise InvalidKeyError(f"the next step would be {step}, beyond 2**63-1 (what pandas and "
+                                      "DuckDB read); pass step= explicitly with a smaller value")
             self._step = step + 1
         elif step >= self._step:
             self._step = step + 1
@@ -336,12 +339,8 @@ class Run:
         """
         if events.has("display"):
             events.emit("display", self)
-        else:  # no display layer (a plain script): the text view
-            from .core.textview import text_view
-
-            if not self._finished:
-                self.flush(summary=False)
-            print(text_view(self, read_jsonl(self._dir / METRICS_FILE, live=not self._finished)))
+        else:  # no display layer at all (the run was made without nbtracker.init)
+            print(repr(self))
 
     def _ipython_display_(self) -> None:
         self.display()
@@ -399,13 +398,32 @@ def _check_step(step: Any) -> int:
     return step
 
 
+def check_text(value: Any, what: str) -> str | None:
+    """``value`` if it is None or valid text (notes, group, name), else ``InvalidValueError``."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidValueError(f"{what} must be a string or None, not {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidValueError(f"{what} {value!r} is not valid Unicode text (a lone surrogate); "
+                                "decode it properly first") from None
+    return value
+
+
 def _check_tags(tags: Iterable[str]) -> list[str]:
     if isinstance(tags, str):
         tags = [tags]
+    try:
+        tags = list(tags)
+    except TypeError:
+        raise InvalidValueError(f"tags must be a list of strings, not {type(tags).__name__}") from None
     out = []
     for t in tags:
         if not isinstance(t, str) or not t:
             raise InvalidKeyError(f"tags must be non-empty strings, got {t!r}")
+        check_text(t, "tag")
         if t not in out:
             out.append(t)
     return out

@@ -14,6 +14,11 @@ from . import lifecycle as _lifecycle
 from . import run as _run
 from .core import events as _events
 from .core import query as _query
+from .core import reprs as _reprs
+from .display import text as _text
+
+# A run list prints as a text table anywhere (a script's print(), a terminal, the CLI).
+_reprs.register_text("RunList", _text.runs_table)
 
 _display_installed = False
 _display_missing = False
@@ -39,52 +44,81 @@ def ensure_display(shell: Any = None) -> None:
     if shell is None:
         return
     try:
-        from . import display
+        from .display import inline
     except ImportError:  # no display layer in this version: do not look again
         _display_missing = True
         return
-    display.install(shell)
+    inline.install(shell)
     _display_installed = True
 
 
 def remove_display(shell: Any = None) -> None:
     global _display_installed
     if _display_installed:
-        from . import display
+        from .display import inline
 
-        display.uninstall(shell)
+        inline.uninstall(shell)
         _display_installed = False
 
 
 def init(*args: Any, **kwargs: Any) -> _run.Run:
     ensure_display()
-    if _shell() is None:
-        _script_summary()
+    if not in_kernel():
+        _install_text_summary()
     run = _lifecycle.init(*args, **kwargs)
     mark_kernel_run(run)
     return run
 
 
-_script_listener: Any = None
+# -- the text view in scripts and terminal IPython ---------------------------------------------
+# Each run's numbers are folded into a bounded ``TextStats`` as they are logged, so the summary
+# printed at finish() costs the same at a thousand rows and at millions (no history re-read).
+_text_stats: dict[int, Any] = {}
+_text_listeners: dict[str, Any] = {}
 
 
-def _script_summary() -> None:
-    """In a plain script, print each run's text view to stderr when it finishes
-    (``NBTRACKER_QUIET=1`` turns it off); under IPython the display layer does this."""
-    global _script_listener
-    if _script_listener is not None:
+def _install_text_summary() -> None:
+    """Outside a kernel, print each run's text view to stderr when it finishes
+    (``NBTRACKER_QUIET=1`` turns it off), and on ``run.display()`` in a script."""
+    if _text_listeners:
         return
+    from .display.text import TextStats, format_view
 
-    def printed(run: _run.Run) -> None:
-        if not run._rows or os.environ.get("NBTRACKER_QUIET", "0") != "0" or _shell() is not None:
+    def started(run: _run.Run) -> None:
+        if in_kernel():
             return
-        from .core.files import read_jsonl
-        from .core.paths import METRICS_FILE
-        from .core.textview import text_view
+        stats = _text_stats[id(run)] = TextStats()
+        if run._rows:   # a resumed run: its earlier rows count too (read once, as resume does)
+            from .core.files import read_jsonl
+            from .core.paths import METRICS_FILE
 
-        print(text_view(run, read_jsonl(run.dir / METRICS_FILE)), file=sys.stderr)
+            for row in read_jsonl(run.dir / METRICS_FILE):
+                stats.push(row)
 
-    _script_listener = _events.on("finish", printed)
+    def logged(run: _run.Run, row: dict[str, Any]) -> None:
+        stats = _text_stats.get(id(run))
+        if stats is not None:
+            stats.push(row)
+
+    def view(run: _run.Run) -> str:
+        stats = _text_stats.get(id(run))
+        return format_view(run, run._rows, stats.stats() if stats is not None else {})
+
+    def finished(run: _run.Run) -> None:
+        try:
+            if run._rows and os.environ.get("NBTRACKER_QUIET", "0") == "0" and id(run) in _text_stats:
+                # a script keeps its stdout for its own output; a terminal IPython shows it inline
+                print(view(run), file=sys.stdout if _shell() is not None else sys.stderr)
+        finally:
+            _text_stats.pop(id(run), None)
+
+    def displayed(run: _run.Run) -> None:
+        if not _display_installed:   # under IPython the display layer shows it
+            print(view(run))
+
+    _text_listeners.update(init=started, log=logged, finish=finished, display=displayed)
+    for name, fn in _text_listeners.items():
+        _events.on(name, fn)
 
 
 def in_kernel(shell: Any = None) -> bool:
@@ -106,9 +140,9 @@ def mark_kernel_run(run: _run.Run, shell: Any = None) -> None:
 
 
 def compare(runs: Any = None, metric: Any = None, **kwargs: Any) -> Any:
-    """See :func:`nbtracker.display.compare` (imports matplotlib on first use)."""
+    """See :func:`nbtracker.display.inline.compare` (imports matplotlib on first use)."""
     ensure_display()
-    from .display import compare as _compare
+    from .display.inline import compare as _compare
 
     return _compare(runs, metric, **kwargs)
 

@@ -19,6 +19,10 @@ class RunNotFoundError(NbtrackerError, LookupError):
     """No run with the given id exists under the run root."""
 
 
+class UnreadableRunError(NbtrackerError, ValueError):
+    """A run directory's ``run.json`` is missing pieces, truncated or not a JSON object."""
+
+
 class RunActiveError(NbtrackerError):
     """The run is being written by another live process, or is already finished."""
 

@@ -52,13 +52,16 @@ class AppendLog:
 
     ``append`` only queues an encoded line (no syscall); ``flush`` writes everything queued in
     one ``write``. The queue is a list swapped under a lock, so one thread may log while another
-    flushes. After a failed write the next write starts with a newline, so a torn fragment stays
-    on a line of its own and never merges with a later row.
+    flushes. A failed write (full disk, file size limit) is undone: the file is cut back to its
+    length before the write, and only the lines that are not on disk stay queued, so every row
+    reaches the disk exactly once. If the file cannot be cut back, the next write starts with a
+    newline, so a torn fragment stays on a line of its own (readers skip it) and never merges
+    with a later row.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = open_append(path)
         self._lines: list[str] = []
         self._lock = threading.Lock()
         self._io_lock = threading.Lock()
@@ -73,24 +76,49 @@ class AppendLog:
         return len(self._lines)
 
     def flush(self, fsync: bool = False) -> None:
-        """Write queued lines. On error the lines stay queued and the error propagates."""
+        """Write queued lines. On error the unwritten lines stay queued and the error propagates."""
         with self._io_lock:
             with self._lock:
                 lines, self._lines = self._lines, []
             if lines:
                 data = ("\n".join(lines) + "\n").encode("utf-8")
-                if self._torn:
-                    data = b"\n" + data
+                lead = b"\n" if self._torn else b""
                 try:
-                    _write_all(self._fd, data)
-                except BaseException:
-                    self._torn = True
-                    with self._lock:
-                        self._lines[:0] = lines
+                    start = os.fstat(self._fd).st_size
+                except OSError:
+                    start = -1
+                try:
+                    _write_all(self._fd, lead + data)
+                except BaseException as e:
+                    self._requeue(lines, start, getattr(e, "written", 0) - len(lead))
                     raise
                 self._torn = False
             if fsync:
                 os.fsync(self._fd)
+
+    def _requeue(self, lines: list[str], start: int, written: int) -> None:
+        """After a failed write of ``lines``: put back exactly what is not on disk."""
+        if written <= 0:
+            keep = lines          # none of this batch reached the file
+            if written < 0 or start < 0:
+                self._torn = True   # maybe a part of the leading newline: stay careful
+        else:
+            try:
+                os.ftruncate(self._fd, start)   # undo the partial write; the batch is retried whole
+                keep = lines
+            except OSError:
+                # Keep the lines that reached the disk whole; the torn rest is retried after a newline.
+                done, size = 0, 0
+                for line in lines:
+                    n = len(line.encode("utf-8")) + 1
+                    if size + n > written:
+                        break
+                    size += n
+                    done += 1
+                keep = lines[done:]
+                self._torn = size != written    # a part of the next line is on disk
+        with self._lock:
+            self._lines[:0] = keep
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -98,11 +126,28 @@ class AppendLog:
             self._fd = -1
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def open_append(path: Path) -> int:
+    """Open ``path`` for appending, refusing a symlink planted in its place (``O_NOFOLLOW``)."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+                   | getattr(os, "O_CLOEXEC", 0), 0o644)
+
+
+def _write_all(fd: int, data: bytes) -> int:
+    """Write all of ``data``; on error the exception carries how much was written (``.written``)."""
     view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
+    total = 0
+    try:
+        while view:
+            n = os.write(fd, view)
+            total += n
+            view = view[n:]
+    except BaseException as e:
+        try:
+            e.written = total  # type: ignore[attr-defined]
+        except AttributeError:
+            pass
+        raise
+    return total
 
 
 def _ends_torn(path: Path) -> bool:

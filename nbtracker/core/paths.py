@@ -18,18 +18,86 @@ METRICS_FILE = "metrics.jsonl"
 HEARTBEAT_FILE = "heartbeat"
 LOCK_FILE = ".lock"
 
+#: Folder names are limited in bytes on most filesystems (255); keep a margin for the OS.
+MAX_NAME_BYTES = 200
+
 _ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 _BAD_NAME_CHARS = frozenset('/\\:*?"<>|') | frozenset(chr(c) for c in range(32)) | {"\x7f"}
 
 
 def resolve_root(dir: str | os.PathLike[str] | None = None) -> Path:
-    """Return the run root: ``dir``, else ``$NBTRACKER_DIR``, else ``./nbtracker-runs``.
+    """Return the run root (see :func:`find_root` for the rule)."""
+    return find_root(dir)[0]
 
-    The environment is read at call time, so tests and notebooks may change it between runs.
+
+def find_root(dir: str | os.PathLike[str] | None = None,
+              cwd: str | os.PathLike[str] | None = None) -> tuple[Path, str]:
+    """Return ``(root, why)``: the run root and which rule chose it.
+
+    1. ``dir`` when given;
+    2. else ``$NBTRACKER_DIR``;
+    3. else ``[tool.nbtracker] dir`` of the nearest ``pyproject.toml`` in the working directory
+       or a parent (relative to that file's folder);
+    4. else the nearest existing ``nbtracker-runs/`` folder in the working directory or a parent;
+    5. else ``./nbtracker-runs`` (created by the first run).
+
+    So a notebook in ``project/notebooks/`` and a terminal in ``project/`` see the same runs.
+    The environment and the working directory are read at call time.
     """
-    if dir is None:
-        dir = os.environ.get(ENV_DIR) or DEFAULT_DIR
-    return Path(dir).expanduser().absolute()
+    if dir is not None:
+        return _abs(dir), "dir= argument"
+    env = os.environ.get(ENV_DIR)
+    if env:
+        return _abs(env), f"${ENV_DIR}"
+    here = Path(cwd if cwd is not None else os.getcwd()).absolute()
+    folders = (here, *here.parents)
+    for folder in folders:
+        config = folder / "pyproject.toml"
+        configured = _pyproject_dir(config) if config.is_file() else None
+        if configured is not None:
+            return _abs(folder / Path(configured).expanduser()), f"[tool.nbtracker] dir in {config}"
+    for folder in folders:
+        if (folder / DEFAULT_DIR).is_dir():
+            return folder / DEFAULT_DIR, f"nearest existing {DEFAULT_DIR}/ folder above {here}"
+    return here / DEFAULT_DIR, f"default: ./{DEFAULT_DIR} in the working directory {here}"
+
+
+def _abs(path: str | os.PathLike[str] | Path) -> Path:
+    return Path(path).expanduser().absolute()
+
+
+def _pyproject_dir(path: Path) -> str | None:
+    """``[tool.nbtracker] dir`` of a pyproject.toml, or None (missing, unreadable, not a string)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if "nbtracker" not in text:   # the common case: no need to parse
+        return None
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: no tomllib; a minimal reader of the one key
+        return _scan_toml(text)
+    try:
+        value = tomllib.loads(text).get("tool", {}).get("nbtracker", {}).get("dir")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None
+
+
+def _scan_toml(text: str) -> str | None:
+    import re
+
+    section = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line.strip("[] ")
+        elif section == "tool.nbtracker":
+            m = re.match(r'dir\s*=\s*["\']([^"\']+)["\']', line)
+            if m:
+                return m.group(1)
+    return None
 
 
 def check_project(project: str | None) -> str:
@@ -39,10 +107,16 @@ def check_project(project: str | None) -> str:
     if not isinstance(project, str):
         raise InvalidKeyError(f"project must be a string, got {type(project).__name__}")
     bad = sorted({c for c in project if c in _BAD_NAME_CHARS})
-    if not project.strip() or project.startswith(".") or bad or len(project) > 100 or project != project.strip():
+    try:
+        size = len(project.encode("utf-8"))
+    except UnicodeEncodeError:   # a lone surrogate (text decoded with surrogateescape)
+        size = -1
+    if (not project.strip() or project.startswith(".") or bad or len(project) > 100 or size < 0
+            or size > MAX_NAME_BYTES or project != project.strip()):
         raise InvalidKeyError(
-            f"project name {project!r} is not usable as a folder name: use 1-100 characters, "
-            "no leading dot or surrounding spaces, none of / \\ : * ? \" < > | or control characters"
+            f"project name {project!r} is not usable as a folder name: use 1-100 characters "
+            f"(at most {MAX_NAME_BYTES} bytes in UTF-8), no leading dot or surrounding spaces, "
+            "none of / \\ : * ? \" < > | or control characters, valid Unicode text"
         )
     return project
 

@@ -9,13 +9,88 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Iterable, Iterator, overload
 
+import warnings
+
 from . import reprs
-from .errors import NbtrackerError, RunNotFoundError
+from .errors import NbtrackerError, NbtrackerWarning, RunNotFoundError, UnreadableRunError
 from .files import read_json, read_jsonl
 from .paths import METRICS_FILE, RUN_FILE, check_project, check_run_id, resolve_root
-from .status import effective_status
+from .status import STATUSES, effective_status
 
 _META = ("id", "name", "project", "group", "status", "start_time", "end_time", "notes")
+
+
+def _number(v: Any) -> bool:
+    return type(v) in (int, float) and math.isfinite(v)
+
+
+def _text_or_none(v: Any) -> bool:
+    return v is None or type(v) is str
+
+
+#: Field -> (check, replacement when the check fails). Every reader goes through this.
+_FIELDS: dict[str, tuple[Any, Any]] = {
+    "name": (lambda v: type(v) is str, None),
+    "group": (_text_or_none, None),
+    "notes": (_text_or_none, None),
+    "status": (lambda v: v in STATUSES, None),
+    "start_time": (lambda v: v is None or _number(v), None),
+    "end_time": (lambda v: v is None or _number(v), None),
+    "updated_time": (lambda v: v is None or _number(v), None),
+    "config": (lambda v: type(v) is dict, {}),
+    "summary": (lambda v: type(v) is dict and all(type(k) is str for k in v), {}),
+    "summary_manual": (lambda v: type(v) is list and all(type(k) is str for k in v), []),
+    "primary_metric": (lambda v: v is None or (type(v) is dict and type(v.get("name")) is str
+                                                 and v.get("goal") in ("min", "max")), None),
+    "rows": (lambda v: type(v) is int and v >= 0, 0),
+    "tags": (lambda v: type(v) is list and all(type(t) is str for t in v), []),
+    "resumes": (lambda v: type(v) is list and all(_number(t) for t in v), []),
+    "error": (lambda v: v is None or (type(v) is dict and type(v.get("type")) is str
+                                      and type(v.get("message")) is str), None),
+}
+
+
+def validate_doc(run_dir: Path, doc: Any) -> tuple[dict[str, Any], list[str]]:
+    """Return ``(doc, problems)``: ``run.json`` with every wrongly typed field replaced by its
+    empty value (named in ``problems``). Raises ``UnreadableRunError`` if it is not an object."""
+    if type(doc) is not dict:
+        raise UnreadableRunError(f"{run_dir / RUN_FILE} is not a run document "
+                                 f"(a JSON {type(doc).__name__}, expected an object)")
+    doc = dict(doc)
+    problems = []
+    for key in ("id", "project"):
+        if type(doc.get(key)) is not str or not doc[key]:
+            if key in doc:
+                problems.append(key)
+            doc[key] = run_dir.name if key == "id" else run_dir.parent.name
+    for key, (ok, empty) in _FIELDS.items():
+        if key in doc and not ok(doc[key]):
+            problems.append(key)
+            doc[key] = empty() if callable(empty) else (type(empty)() if empty is not None else None)
+    if doc.get("name") is None:
+        doc["name"] = doc["id"]
+    return doc, problems
+
+
+def read_run_doc(run_dir: Path, warn: bool = True) -> dict[str, Any]:
+    """``run.json`` of ``run_dir``, validated (see ``validate_doc``); wrongly typed fields are
+    reported in one warning. Raises ``RunNotFoundError`` (no file) or ``UnreadableRunError``."""
+    try:
+        raw = read_json(run_dir / RUN_FILE)
+    except FileNotFoundError:
+        raise RunNotFoundError(f"{run_dir} is not a run directory (no {RUN_FILE})") from None
+    except UnicodeDecodeError as e:
+        raise UnreadableRunError(f"{run_dir / RUN_FILE} is not UTF-8 text ({e.reason})") from None
+    except ValueError as e:
+        raise UnreadableRunError(f"{run_dir / RUN_FILE} is not valid JSON ({e}); it may have been "
+                                 "truncated or edited by hand") from None
+    except OSError as e:
+        raise UnreadableRunError(f"cannot read {run_dir / RUN_FILE}: {e.strerror or e}") from None
+    doc, problems = validate_doc(run_dir, raw)
+    if problems and warn:
+        warnings.warn(f"{run_dir / RUN_FILE}: ignored wrongly typed field(s) {', '.join(problems)}",
+                      NbtrackerWarning, stacklevel=3)
+    return doc
 
 
 class RunView:
@@ -28,26 +103,25 @@ class RunView:
 
     def __init__(self, path: Path, doc: Mapping[str, Any]) -> None:
         self.dir = path
+        doc, _ = validate_doc(path, doc)
         self.status: str = effective_status(path, doc.get("status"))
         if self.status == "crashed" and doc.get("status") == "running":
             # The writer may have finished between our read of run.json and the lock probe:
             # it writes its final run.json before it releases the lock, so read it again.
             try:
-                fresh = read_json(path / RUN_FILE)
-            except (OSError, ValueError):
+                fresh = read_run_doc(path, warn=False)
+            except NbtrackerError:
                 fresh = None
-            if isinstance(fresh, dict) and fresh.get("status") != "running":
+            if fresh is not None and fresh.get("status") != "running":
                 doc = fresh
                 self.status = effective_status(path, doc.get("status"))
         self._doc = dict(doc)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> "RunView":
+        """The run in ``path``; ``RunNotFoundError`` or ``UnreadableRunError`` if there is none."""
         path = Path(path)
-        try:
-            return cls(path, read_json(path / RUN_FILE))
-        except FileNotFoundError:
-            raise RunNotFoundError(f"{path} is not a run directory (no {RUN_FILE})") from None
+        return cls(path, read_run_doc(path))
 
     def __getattr__(self, name: str) -> Any:
         doc = self.__dict__.get("_doc", {})
@@ -140,8 +214,10 @@ class RunView:
 class RunList(Sequence[RunView]):
     """A list of runs, newest first, that sorts and filters by any summary, config or meta key."""
 
-    def __init__(self, runs: Iterable[RunView]) -> None:
+    def __init__(self, runs: Iterable[RunView], unreadable: Sequence[tuple[Path, str]] = ()) -> None:
         self._runs = list(runs)
+        #: ``(run directory, reason)`` of run directories whose run.json could not be read.
+        self.unreadable: list[tuple[Path, str]] = list(unreadable)
 
     @overload
     def __getitem__(self, i: int) -> RunView: ...
@@ -186,8 +262,7 @@ class RunList(Sequence[RunView]):
         return reprs.bundle(self, include, exclude)
 
     def __repr__(self) -> str:
-        from .table import runs_table  # text rendering; stdlib only
-        return runs_table(self) if self._runs else "<RunList: no runs>"
+        return reprs.text(self) or f"<RunList: {len(self._runs)} runs>"
 
 
 def runs(project: str | None = None, dir: str | os.PathLike[str] | None = None, *,
@@ -207,33 +282,68 @@ def runs(project: str | None = None, dir: str | os.PathLike[str] | None = None, 
     """
     root = resolve_root(dir)
     found: list[RunView] = []
+    unreadable: list[tuple[Path, str]] = []
+    damaged: list[str] = []
     for run_dir in _run_dirs(root, project):
         try:
-            doc = read_json(run_dir / RUN_FILE)
-        except (OSError, ValueError):
+            raw = read_json(run_dir / RUN_FILE)
+        except FileNotFoundError:
             continue  # being created, or not a run
-        if isinstance(doc, dict):
-            view = RunView(run_dir, doc)
-            if _matches(view, tags, status, config):
-                found.append(view)
+        except (OSError, ValueError) as e:
+            if _being_created(run_dir):
+                continue
+            unreadable.append((run_dir, f"run.json is not readable JSON ({type(e).__name__})"))
+            continue
+        try:
+            doc, problems = validate_doc(run_dir, raw)
+        except UnreadableRunError:
+            unreadable.append((run_dir, f"run.json holds a JSON {type(raw).__name__}, not a run document"))
+            continue
+        if problems:
+            damaged.append(f"{run_dir.parent.name}/{run_dir.name} ({', '.join(problems)})")
+        view = RunView(run_dir, doc)
+        if _matches(view, tags, status, config):
+            found.append(view)
+    if unreadable or damaged:
+        parts = [f"{len(unreadable)} unreadable run(s) skipped: "
+                 + ", ".join(f"{d.parent.name}/{d.name}" for d, _ in unreadable[:5])] if unreadable else []
+        if damaged:
+            parts.append("wrongly typed fields ignored in " + ", ".join(damaged[:5]))
+        warnings.warn(f"under {root}: " + "; ".join(parts), NbtrackerWarning, stacklevel=2)
     found.sort(key=lambda r: r._doc.get("start_time") or 0, reverse=True)
-    return RunList(found)
+    return RunList(found, unreadable)
+
+
+def _being_created(run_dir: Path) -> bool:
+    """A run.json that fails to parse right after creation is a writer mid-write only if it is
+    not there yet; run.json is replaced atomically, so a broken one is really broken."""
+    return not (run_dir / RUN_FILE).exists()
 
 
 def load(run: str | os.PathLike[str], dir: str | os.PathLike[str] | None = None,
          project: str | None = None) -> RunView:
-    """Open one run by id, unique id prefix, unique name, or run directory path."""
+    """Open one run by id, unique id prefix, unique name, or run directory path.
+
+    Raises ``RunNotFoundError`` when nothing matches (or several runs do) and
+    ``UnreadableRunError`` when the run's ``run.json`` cannot be read.
+    """
     return RunView.open(find_run_dir(run, dir, project))
 
 
 def find_run_dir(ref: str | os.PathLike[str], dir: str | os.PathLike[str] | None = None,
                  project: str | None = None) -> Path:
     """Resolve a run reference to its directory, or raise ``RunNotFoundError``."""
+    if not isinstance(ref, (str, os.PathLike)):
+        raise RunNotFoundError(f"a run reference is a run id, id prefix, name or run directory, "
+                               f"not {type(ref).__name__}")
     if not str(ref):
         raise RunNotFoundError("empty run reference: pass a run id, id prefix, name or run directory")
     as_path = Path(ref)
-    if (as_path / RUN_FILE).is_file():
-        return as_path
+    try:
+        if (as_path / RUN_FILE).is_file():
+            return as_path
+    except (OSError, ValueError):   # a name too long for a path, or a NUL byte: not a directory
+        pass
     ref = str(ref)
     root = resolve_root(dir)
     if project is not None and _safe_id(ref):
@@ -262,9 +372,10 @@ def _safe_id(ref: str) -> bool:
 
 def _name_of(run_dir: Path) -> str | None:
     try:
-        return read_json(run_dir / RUN_FILE).get("name")
+        name = read_json(run_dir / RUN_FILE).get("name")
     except (OSError, ValueError, AttributeError):
         return None
+    return name if type(name) is str else None
 
 
 def _run_dirs(root: Path, project: str | None) -> Iterator[Path]:

@@ -24,3 +24,16 @@ def bundle(obj: Any, include: Any = None, exclude: Any = None) -> dict[str, Any]
     if renderer is None:
         return None
     return renderer(obj, include, exclude)
+
+
+_texts: dict[str, Callable[[Any], str]] = {}
+
+
+def register_text(type_name: str, renderer: Callable[[Any], str]) -> None:
+    """The plain-text ``repr`` of objects whose class is named ``type_name`` (e.g. ``RunList``)."""
+    _texts[type_name] = renderer
+
+
+def text(obj: Any) -> str | None:
+    renderer = _texts.get(type(obj).__name__)
+    return None if renderer is None else renderer(obj)

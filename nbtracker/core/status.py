@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
+import weakref
 from pathlib import Path
 
 from .paths import HEARTBEAT_FILE, LOCK_FILE
@@ -20,6 +22,12 @@ STALE_AFTER = 45.0
 
 STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+#: Locks held by this process; a forked child closes its copies (see ``_close_in_child``).
+_held: "weakref.WeakSet[WriterLock]" = weakref.WeakSet()
+_fork_hook = threading.Lock()
+_hooked = False
+
 
 class WriterLock:
     """An exclusive ``flock`` on ``<run>/.lock``, held by the process writing the run.
@@ -30,12 +38,16 @@ class WriterLock:
     """
 
     def __init__(self, run_dir: Path) -> None:
-        self._fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        # O_NOFOLLOW: a symlink planted as .lock must not make us create files outside the run.
+        self._fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
+        _install_fork_hook()
         if fcntl is None:
+            _held.add(self)
             return
         for attempt in range(10):  # a reader's probe holds a shared lock for microseconds
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _held.add(self)
                 return
             except OSError:
                 if attempt == 9:
@@ -48,6 +60,29 @@ class WriterLock:
         if self._fd >= 0:
             os.close(self._fd)  # closing drops the flock
             self._fd = -1
+        _held.discard(self)
+
+
+def _install_fork_hook() -> None:
+    global _hooked
+    with _fork_hook:
+        if not _hooked and hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_close_in_child)
+            _hooked = True
+
+
+def _close_in_child() -> None:
+    """A forked child (``multiprocessing`` with fork, ``os.fork``) shares the parent's open lock
+    file; if it kept it open, a parent killed later would still look alive while the child runs.
+    The child never writes its parent's runs, so it closes its copies."""
+    for lock in list(_held):
+        if lock._fd >= 0:
+            try:
+                os.close(lock._fd)
+            except OSError:
+                pass
+            lock._fd = -1
+    _held.clear()
 
 
 def writer_gone(run_dir: Path) -> bool:
@@ -55,7 +90,7 @@ def writer_gone(run_dir: Path) -> bool:
     if fcntl is None:
         return False
     try:
-        fd = os.open(run_dir / LOCK_FILE, os.O_RDONLY)
+        fd = os.open(run_dir / LOCK_FILE, os.O_RDONLY | _NOFOLLOW)
     except OSError:
         return False
     try:
@@ -70,11 +105,11 @@ def writer_gone(run_dir: Path) -> bool:
 
 def beat(run_dir: Path) -> None:
     """Refresh the heartbeat (its modification time is the beat)."""
-    path = run_dir / HEARTBEAT_FILE
+    fd = os.open(run_dir / HEARTBEAT_FILE, os.O_WRONLY | os.O_CREAT | _NOFOLLOW, 0o644)
     try:
-        os.utime(path)
-    except FileNotFoundError:
-        path.touch()
+        os.utime(fd)
+    finally:
+        os.close(fd)
 
 
 def heartbeat_age(run_dir: Path, now: float | None = None) -> float | None:

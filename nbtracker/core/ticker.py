@@ -31,17 +31,30 @@ def add(key: int, job: Callable[[], None]) -> None:
 
 
 def remove(key: int) -> None:
+    """Stop calling the job; the thread ends at its next tick once no job is left."""
     with _lock:
         _jobs.pop(key, None)
         _failed.discard(key)
+        if not _jobs:
+            _wake.set()
+
+
+def alive() -> bool:
+    """Whether the ticker thread is running (it runs only while jobs are registered)."""
+    return _thread is not None and _thread.is_alive()
 
 
 def _loop() -> None:
+    global _thread
     while True:
         _wake.wait(INTERVAL)
         _wake.clear()
         with _lock:
             jobs = list(_jobs.items())
+            if not jobs:   # idle: end the thread; add() starts a new one
+                if _thread is threading.current_thread():
+                    _thread = None
+                return
         for key, job in jobs:
             try:
                 job()

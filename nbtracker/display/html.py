@@ -11,7 +11,7 @@ import math
 from html import escape
 from typing import Any, Sequence
 
-from ..core.table import differing_config_keys, flatten_config, fmt_duration, fmt_time, summary_metric_keys
+from .text import differing_config_keys, flatten_config, fmt_duration, fmt_time, summary_metric_keys
 from .render import fmt
 
 STATUS_COLORS = {"running": "#0072B2", "finished": "#009E73", "failed": "#D55E00",

@@ -7,8 +7,8 @@ import re
 from typing import Any, Sequence
 
 from ..core.query import RunList
-from ..core.table import flatten_config
-from ..core.table import runs_table as text_table
+from .text import flatten_config
+from .text import runs_table as text_table
 from . import html
 
 _OPS = ("!=", ">=", "<=", "==", "=", ">", "<")

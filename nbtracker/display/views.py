@@ -25,7 +25,7 @@ import numpy as np
 from ..core import ticker
 from ..core.files import read_jsonl
 from ..core.paths import METRICS_FILE
-from ..core.textview import WIDTH, Stat, format_view, sparkline
+from .text import WIDTH, Stat, format_view, sparkline
 from . import html
 from .downsample import Series, apply, collect, digest
 from .render import Chart, Line, Panel, Renderer, fmt, panel_grid
@@ -514,7 +514,7 @@ def _stat(s: Series) -> Stat:
         return float(values[-1]), [], None, None
     n = len(finite)
     buckets = min(WIDTH, n)
-    edges = np.arange(buckets) * n // buckets          # the same buckets as core.textview.stat_of
+    edges = np.arange(buckets) * n // buckets          # the same buckets as text.stat_of
     sizes = np.diff(np.append(edges, n))
     means = (np.add.reduceat(finite, edges) / sizes).tolist()
     return float(values[-1]), means, float(finite.min()), float(finite.max())

@@ -95,8 +95,8 @@ def test_resume_after_crash_continues_steps(run_root, tmp_path):
 def test_resume_errors(run_root):
     with pytest.raises(nbtracker.RunNotFoundError, match="zzzzzzzz"):
         nbtracker.init(resume="zzzzzzzz")
-    with pytest.raises(ValueError):
-        nbtracker.init(resume="../../etc")
+    with pytest.raises(nbtracker.RunNotFoundError, match="resume= takes a run id"):
+        nbtracker.init(resume="../../etc")   # not a run directory, not an id under the root
     proc, run_id = _start_logger(run_root)
     try:
         with pytest.raises(nbtracker.RunActiveError, match="another process"):

@@ -75,7 +75,10 @@ def test_listing_skips_half_created_and_foreign_directories(run_root):
     (run_root / "p" / "broken").mkdir()
     (run_root / "p" / "broken" / "run.json").write_text("{not json")
     (run_root / "notes.txt").write_text("a stray file")
-    assert [r.id for r in nbtracker.runs()] == [run.id]
+    with pytest.warns(nbtracker.NbtrackerWarning, match="1 unreadable run.*p/broken"):
+        found = nbtracker.runs()
+    assert [r.id for r in found] == [run.id]
+    assert [(d.name, "not readable JSON" in why) for d, why in found.unreadable] == [("broken", True)]
 
 
 def test_empty_or_missing_root():
@@ -199,7 +202,7 @@ def test_nothing_is_written_outside_the_root(tmp_path, run_root):
     for text in hostile:
         with pytest.raises(ValueError):
             nbtracker.init(project=text)
-        with pytest.raises(ValueError):
+        with pytest.raises(nbtracker.NbtrackerError):   # not an id, not a run directory
             nbtracker.init(resume=text)
     # Names, tags, notes and keys are data, never paths.
     with nbtracker.init(project="safe", name="../../escape", tags=["../t"], notes="/etc/passwd",

@@ -249,7 +249,7 @@ def test_a_rejected_init_leaves_the_active_run_running(capsys):
     try:
         for bad in ({"project": "../x"}, {"primary_metric": ("m", "up")}, {"tags": [""]},
                     {"resume": "../etc"}):
-            with pytest.raises(ValueError):
+            with pytest.raises(nbtracker.NbtrackerError):
                 nbtracker.init(**bad)
             assert nbtracker.current_run() is run and run.status == "running"
         assert "finished run" not in capsys.readouterr().err

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 import nbtracker
-from nbtracker import display
+from nbtracker.display import inline as display
 from nbtracker.core.errors import NbtrackerError
 from nbtracker.display import views
 

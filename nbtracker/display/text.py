@@ -1,0 +1,301 @@
+"""Pure-text views for terminals and scripts: runs tables, the run text view, safe text.
+
+Standard library only (no matplotlib, ipywidgets or numpy): the CLI, ``repr`` of run lists
+and the summary a script prints at ``finish()`` use it without loading the notebook display.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from ..core.query import RunView
+
+MAX_EXTRA = 6
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def term(text: Any) -> str:
+    """``text`` safe to print on a terminal: control characters (ESC, BEL, newlines, ...) and
+    lone surrogates shown as escapes (``\\x1b``, ``\\udcff``), so stored text can neither
+    move the cursor nor make printing fail."""
+    s = text if type(text) is str else str(text)
+    if not _CONTROL.search(s):
+        return s
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii")
+                        if not "\ud800" <= m.group() <= "\udfff" else f"\\u{ord(m.group()):04x}", s)
+
+
+def fmt_value(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    text = term(v)
+    return text if len(text) <= 24 else text[:23] + "…"
+
+
+def fmt_time(t: float | None) -> str:
+    return "-" if t is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{seconds:.1f}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def differing_config_keys(runs: Sequence["RunView"]) -> list[str]:
+    """Flattened config keys whose value is not the same in every listed run."""
+    flat = [flatten_config(r.config) for r in runs]
+    keys: dict[str, None] = {}
+    for f in flat:
+        keys.update(dict.fromkeys(f))
+    if len(runs) < 2:
+        return list(keys)
+    return [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
+
+
+def summary_metric_keys(runs: Sequence["RunView"]) -> list[str]:
+    keys: dict[str, None] = {}
+    for r in runs:
+        for k, v in r.summary.items():
+            if not k.startswith(("best/", "best_step/")) and isinstance(v, (int, float)):
+                keys[k] = None
+    return list(keys)
+
+
+def runs_columns(runs: Sequence["RunView"]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the runs table (shared by the CLI and the text repr)."""
+    primaries = sorted({r.best[0] for r in runs if r.best})
+    metrics = [k for k in summary_metric_keys(runs) if k not in primaries][:MAX_EXTRA]
+    config = differing_config_keys(runs)[:MAX_EXTRA]
+    header = ["id", "name", "project", "status", "started", "duration", "steps"]
+    header += [f"best {p}" for p in primaries] + metrics + [f"config.{k}" for k in config]
+    rows = []
+    for r in runs:
+        best = r.best
+        row = [r.id, r.name, r.project, r.status, fmt_time(r.start_time), fmt_duration(r.duration), str(r.steps)]
+        for p in primaries:
+            row.append(fmt_value(best[1]) + (f" @{best[2]}" if best[2] is not None else "")
+                       if best and best[0] == p and best[1] is not None else "-")
+        summary = r.summary
+        row += [fmt_value(summary.get(k)) for k in metrics]
+        flat = flatten_config(r.config)
+        row += [fmt_value(flat.get(k)) for k in config]
+        rows.append([str(c) for c in row])
+    return header, rows
+
+
+def render(header: list[str], rows: list[list[str]]) -> str:
+    """Aligned columns; every cell is made terminal-safe first."""
+    header = [term(h) for h in header]
+    rows = [[term(c) for c in r] for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def runs_table(runs: Sequence["RunView"]) -> str:
+    text = render(*runs_columns(runs)) if len(runs) else "<RunList: no runs>"
+    for path, reason in getattr(runs, "unreadable", ()):
+        text += f"\nunreadable: {term(path.parent.name)}/{term(path.name)} ({term(reason)})"
+    return text
+
+
+def flatten_config(d: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested config dicts as one level of dotted keys."""
+    out: dict[str, Any] = {}
+    if isinstance(d, dict):
+        for k, v in d.items():
+            if isinstance(v, dict) and v:
+                out.update(flatten_config(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+    return out
+
+
+# -- the text view of one run -------------------------------------------------------------------
+BLOCKS = "▁▂▃▄▅▆▇█"
+WIDTH = 24
+MAX_METRICS = 12
+
+
+def sparkline(values: list[float], width: int = WIDTH) -> str:
+    """``values`` as block characters, one per bucket of points (bucket mean); NaN/inf skipped."""
+    finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    if not finite:
+        return ""
+    n = len(finite)
+    buckets = min(width, n)
+    means = []
+    for b in range(buckets):
+        chunk = finite[b * n // buckets:(b + 1) * n // buckets]
+        means.append(sum(chunk) / len(chunk))
+    lo, hi = min(means), max(means)
+    if hi == lo:
+        return BLOCKS[3] * buckets
+    return "".join(BLOCKS[min(7, int((m - lo) / (hi - lo) * 8))] for m in means)
+
+
+def _series_of(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for row in rows:
+        for k, v in row.items():
+            if k[:1] != "_" and type(v) in (int, float):
+                out.setdefault(k, []).append(v)
+    return out
+
+
+#: Per metric: (last value, up to WIDTH bucket means of the finite values, min, max).
+Stat = tuple[float, list[float], Any, Any]
+
+
+def stat_of(values: list[float]) -> Stat:
+    finite = [v for v in values if math.isfinite(v)]
+    n = len(finite)
+    buckets = min(WIDTH, n)
+    means = []
+    for b in range(buckets):
+        chunk = finite[b * n // buckets:(b + 1) * n // buckets]
+        means.append(sum(chunk) / len(chunk))
+    return values[-1], means, (min(finite) if finite else None), (max(finite) if finite else None)
+
+
+def text_view(run: Any, rows: list[Mapping[str, Any]]) -> str:
+    """A few lines: the run, then per metric its last value, sparkline and min/max or best.
+
+    ``run`` is a ``Run`` or a ``RunView`` (anything with name, id, status, primary_metric,
+    summary, start_time); ``rows`` its metric rows in order.
+    """
+    return format_view(run, len(rows), {k: stat_of(v) for k, v in _series_of(rows).items()})
+
+
+def format_view(run: Any, rows: int, stats: Mapping[str, Stat]) -> str:
+    pm = run.primary_metric
+    summary = dict(run.summary)
+    start = getattr(run, "start_time", None)
+    end = getattr(run, "end_time", None)
+    duration = fmt_duration(end - start) if (start and end) else ""
+    head = f"run {run.name} ({run.id}) {run.status}, {rows} rows" + (f", {duration}" if duration else "")
+    lines = [head]
+    names = list(stats)
+    if pm and pm[0] in stats:
+        names.remove(pm[0])
+        names.insert(0, pm[0])
+    width = max((len(n) for n in names[:MAX_METRICS]), default=0)
+    for name in names[:MAX_METRICS]:
+        last, means, lo, hi = stats[name]
+        if pm and name == pm[0] and summary.get("best/" + name) is not None:
+            tail = f"best {fmt_value(summary['best/' + name])} @ step {summary.get('best_step/' + name)} ({pm[1]})"
+        elif lo is not None:
+            tail = f"min {fmt_value(lo)}  max {fmt_value(hi)}"
+        else:
+            tail = ""
+        lines.append(f"  {name.ljust(width)}  {fmt_value(last).rjust(10)}  {sparkline(means).ljust(WIDTH)}  {tail}".rstrip())
+    if len(names) > MAX_METRICS:
+        lines.append(f"  ... and {len(names) - MAX_METRICS} more metrics")
+    return "\n".join(lines)
+
+
+class TextStats:
+    """What the text view of a run needs, kept up to date as rows are logged, in bounded memory.
+
+    Per metric: the last value, min and max of the finite values, and the means of at most
+    ``4 * WIDTH`` equal buckets (bucket width doubles as the series grows). ``push`` (on every
+    ``log``) only appends numbers to lists; ``fold`` (every 65,536 values, and before reading)
+    folds them in, so ``finish()`` costs the same at a thousand rows and at millions.
+    """
+
+    FOLD_EVERY = 65_536
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.metrics: dict[str, _Running] = {}
+        self._pending: dict[str, list[float]] = {}
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def push(self, row: Mapping[str, Any]) -> None:
+        pending = self._pending
+        n = 0
+        for k, v in row.items():
+            if type(v) is float or type(v) is int:
+                if k[0] == "_":
+                    continue
+                values = pending.get(k)
+                if values is None:
+                    values = pending[k] = []
+                values.append(v)
+                n += 1
+        self.rows += 1
+        self._count += n
+        if self._count >= self.FOLD_EVERY:
+            self.fold()
+
+    def fold(self) -> None:
+        with self._lock:
+            pending, self._pending, self._count = self._pending, {}, 0
+            for k, values in pending.items():
+                metric = self.metrics.get(k)
+                if metric is None:
+                    metric = self.metrics[k] = _Running()
+                metric.extend(values)
+
+    def stats(self) -> dict[str, Stat]:
+        self.fold()
+        return {k: m.stat() for k, m in self.metrics.items()}
+
+
+class _Running:
+    __slots__ = ("last", "lo", "hi", "width", "buckets", "psum", "pcount")
+
+    def __init__(self) -> None:
+        self.last: float = math.nan
+        self.lo: float | None = None
+        self.hi: float | None = None
+        self.width = 1
+        self.buckets: list[tuple[float, int]] = []
+        self.psum = 0.0
+        self.pcount = 0
+
+    def extend(self, values: list[float]) -> None:
+        self.last = values[-1]
+        finite = [v for v in values if v - v == 0]      # NaN and +-inf give NaN
+        if not finite:
+            return
+        lo, hi = min(finite), max(finite)
+        self.lo = lo if self.lo is None else min(self.lo, lo)
+        self.hi = hi if self.hi is None else max(self.hi, hi)
+        i, n = 0, len(finite)
+        while i < n:
+            take = min(self.width - self.pcount, n - i)
+            self.psum += math.fsum(finite[i:i + take]) if take > 1 else finite[i]
+            self.pcount += take
+            i += take
+            if self.pcount == self.width:
+                self.buckets.append((self.psum, self.pcount))
+                self.psum, self.pcount = 0.0, 0
+                if len(self.buckets) >= 4 * WIDTH:   # merge pairs: half as many, twice as wide
+                    b = self.buckets
+                    self.buckets = [(b[j][0] + b[j + 1][0], b[j][1] + b[j + 1][1]) for j in range(0, len(b), 2)]
+                    self.width *= 2
+
+    def stat(self) -> Stat:
+        parts = self.buckets + ([(self.psum, self.pcount)] if self.pcount else [])
+        means = [s / c for s, c in parts]
+        if len(means) > WIDTH:   # equal-sized buckets (but the last): the mean of means is the mean
+            n = len(means)
+            means = [sum(means[b * n // WIDTH:(b + 1) * n // WIDTH]) / len(means[b * n // WIDTH:(b + 1) * n // WIDTH])
+                     for b in range(WIDTH)]
+        return self.last, means, self.lo, self.hi
