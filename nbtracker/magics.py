@@ -91,6 +91,7 @@ class NbtrackerMagics(Magics):
     @line_cell_magic
     def nbtracker(self, line: str, cell: str | None = None) -> Any:
         """Track runs from a notebook. `%nbtracker help` (or `%nbtracker?`) lists the commands."""
+        __tracebackhide__ = True  # noqa: F841 - a failing %%nbtracker run cell shows the user's frames
         try:
             argv = shlex.split(line)
         except ValueError as e:
@@ -206,11 +207,12 @@ class NbtrackerMagics(Magics):
             return
         run.display()
 
-    def _run_cell(self, argv: list[str], cell: str) -> None:
+    def _run_cell(self, argv: list[str], cell: str) -> Any:
+        __tracebackhide__ = True  # noqa: F841 - IPython leaves this frame out of tracebacks
         try:
             args = _init_parser("%%nbtracker run").parse_args(argv)
         except _Done:
-            return
+            return None
         # The cell's run does not end a run the notebook already has: that one is set aside
         # for the cell and is the current run again afterwards.
         outer = run_module.current_run()
@@ -221,7 +223,7 @@ class NbtrackerMagics(Magics):
             except NbtrackerError as e:
                 raise UsageError(f"nbtracker: {e}") from None
             try:
-                self.shell.ex(self.shell.transform_cell(cell))
+                value = _execute_body(self.shell, argv, cell)
             except KeyboardInterrupt as e:
                 run._set_error(e)
                 run.finish("interrupted")
@@ -231,6 +233,7 @@ class NbtrackerMagics(Magics):
                 run.finish("failed")
                 raise
             run.finish()
+            return value
         finally:
             if outer is not None and not outer._finished:
                 run_module._active = outer
@@ -254,6 +257,39 @@ class NbtrackerMagics(Magics):
         state = _sessions[id(self.shell)]
         for name in line.split() or list(state.tracked):
             state.tracked.pop(name, None)
+
+
+def _execute_body(shell: Any, argv: list[str], body: str) -> Any:
+    """Run a cell magic's body the way IPython runs a cell: tracebacks point at the user's
+    lines ("Cell In[n], line 2", with the source), and the value of a last expression is
+    returned (so it is displayed as the cell's value)."""
+    __tracebackhide__ = True  # noqa: F841
+    header = "%%nbtracker " + " ".join(shlex.quote(a) for a in ["run", *argv])
+    number = _cell_number(shell)
+    # Cache the cell as the user wrote it, so line 2 of a traceback is line 2 of the cell.
+    name = shell.compile.cache(f"{header}\n{body}", number, raw_code=f"{header}\n{body}")
+    tree = shell.compile.ast_parse(shell.transform_cell(body), filename=name)
+    ast.increment_lineno(tree, 1)
+    tree = shell.transform_ast(tree)
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+        ast.copy_location(last, last.body)
+    exec(shell.compile(tree, name, "exec"), shell.user_global_ns, shell.user_ns)
+    if last is not None:
+        return eval(shell.compile(last, name, "eval"), shell.user_global_ns, shell.user_ns)
+    return None
+
+
+def _cell_number(shell: Any) -> int:
+    """The execution count of the cell running now (IPython 9 counts up before it, 8 after)."""
+    state = _sessions.get(id(shell))
+    cell = getattr(state, "_cell", None)
+    if cell is not None:
+        return int(cell["execution_count"])
+    import IPython
+
+    return shell.execution_count - (1 if IPython.version_info[0] >= 9 else 0)
 
 
 def _show(obj: Any) -> None:

@@ -24,7 +24,7 @@ from .core.paths import (
     RUN_FILE,
 )
 from .core.status import HEARTBEAT_EVERY, WriterLock, beat
-from .core.values import INT_LIMIT, check_key, coerce_value, flatten_into
+from .core.values import INT_LIMIT, check_chart_options, check_key, coerce_value, flatten_into
 from .mappings import Config, Summary
 
 FORMAT_VERSION = 1
@@ -330,15 +330,18 @@ class Run:
         if events.has("finish"):
             events.emit("finish", self)
 
-    def display(self) -> None:
-        """Show this run's live chart here.
+    def display(self, **options: Any) -> None:
+        """Show this run's chart here.
 
-        In a notebook: the chart (updated in place while rows arrive, with a static PNG and
-        HTML summary for saved notebooks); every output of it is updated. In a terminal
-        IPython or a script: a compact text view (last values, best, sparklines) is printed.
+        In a notebook: the live chart (updated in place while rows arrive, static PNG + HTML at
+        rest, so a saved notebook shows it anywhere); one output per cell. Options, as in
+        :func:`nbtracker.compare`: ``metrics=[...]`` (which panels), ``x="step"|"time"|<metric>``,
+        ``log_y=True``, ``smoothing=0.9``. In a terminal IPython or a script: a compact text
+        view (last values, best, sparklines).
         """
+        options = check_chart_options(options) if options else {}   # bad options raise here
         if events.has("display"):
-            events.emit("display", self)
+            events.emit("display", self, options)
         else:  # no display layer at all (the run was made without nbtracker.init)
             print(repr(self))
 

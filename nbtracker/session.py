@@ -112,7 +112,7 @@ def _install_text_summary() -> None:
         finally:
             _text_stats.pop(id(run), None)
 
-    def displayed(run: _run.Run) -> None:
+    def displayed(run: _run.Run, options: Any = None) -> None:
         if not _display_installed:   # under IPython the display layer shows it
             print(view(run))
 

@@ -155,3 +155,34 @@ def _encodable(text: str) -> bool:
 
 def is_finite_number(v: Any) -> bool:
     return (type(v) is float and math.isfinite(v)) or type(v) is int
+
+
+#: Options of a chart (``run.display(...)``, ``compare(...)``) and their defaults.
+CHART_OPTIONS = {"metrics": None, "x": "step", "log_y": False, "smoothing": 0.0}
+
+
+def check_chart_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated chart options with defaults filled in: ``metrics`` (a name or names), ``x``
+    (``"step"``, ``"time"`` or a metric), ``log_y`` (bool), ``smoothing`` (in [0, 1))."""
+    unknown = sorted(set(options) - set(CHART_OPTIONS))
+    if unknown:
+        raise InvalidKeyError(f"unknown chart option(s) {', '.join(unknown)}; "
+                              f"the options are {', '.join(CHART_OPTIONS)}")
+    out = {**CHART_OPTIONS, **options}
+    metrics = out["metrics"]
+    if metrics is not None:
+        metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics) if isinstance(metrics, (list, tuple)) else None
+        if not metrics or not all(isinstance(m, str) and m for m in metrics):
+            raise InvalidValueError("metrics must be a metric name or a list of names")
+        out["metrics"] = metrics
+    if not isinstance(out["x"], str) or not out["x"]:
+        raise InvalidValueError(f"x must be 'step', 'time' or a metric name, not {out['x']!r}")
+    if not isinstance(out["log_y"], bool):
+        raise InvalidValueError(f"log_y must be True or False, not {out['log_y']!r}")
+    smoothing = out["smoothing"]
+    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)):
+        raise InvalidValueError(f"smoothing must be a number in [0, 1), not {smoothing!r}")
+    if not 0 <= smoothing < 1:
+        raise InvalidKeyError(f"smoothing must be in [0, 1) (0.9 smooths a lot), not {smoothing!r}")
+    out["smoothing"] = float(smoothing)
+    return out

@@ -36,8 +36,9 @@ def img(b64: str, alt: str) -> str:
     return f'<img src="data:image/png;base64,{b64}" alt="{e(alt)}" style="max-width: 100%">'
 
 
-def run_summary(run: Any, source: Any = None) -> str:
-    """One or two lines: name, status, step, rows, the primary metric's best, last values."""
+def run_summary(run: Any, source: Any = None, hidden: Sequence[str] = ()) -> str:
+    """One or two lines: name, status, step, rows, the primary metric's best, last values; and
+    which metrics have no panel (``hidden``), with how to show them."""
     parts = [f"<b>{e(run.name)}</b> <span style='color: #666'>({e(run.project)}/{e(run.id)})</span>",
              badge(run.status)]
     if source is not None:
@@ -52,8 +53,13 @@ def run_summary(run: Any, source: Any = None) -> str:
     last = [(k, v) for k, v in summary.items()
             if not k.startswith(("best/", "best_step/")) and isinstance(v, (int, float))][:6]
     line2 = " · ".join(f"{e(k)} {e(fmt(v))}" for k, v in last)
+    more = ""
+    if hidden:
+        names = ", ".join(e(h) for h in hidden[:6]) + (", …" if len(hidden) > 6 else "")
+        more = (f'<br><span style="color: #666">{len(hidden)} more metrics without a panel ({names}): '
+                "<code>run.display(metrics=[...])</code> picks the panels</span>")
     return (f'<div class="nbtracker-summary" style="{FONT}">' + " · ".join(parts)
-            + (f'<br><span style="color: #444">{line2}</span>' if line2 else "") + "</div>")
+            + (f'<br><span style="color: #444">{line2}</span>' if line2 else "") + more + "</div>")
 
 
 def compare_summary(sources: Sequence[Any], metrics: Sequence[str]) -> str:
@@ -100,7 +106,22 @@ def columns(runs: Sequence[Any]) -> list[Column]:
     return cols
 
 
+def sort_value(run: Any, col: Column) -> str:
+    """What a column sorts by, as ``data-v`` text: a number (``repr``) or text; "" if missing."""
+    v = run.best[1] if col.kind == "best" and run.best and run.best[0] == col.label else (
+        None if col.kind == "best" else run.get(col.key))
+    if isinstance(v, bool):
+        v = int(v)
+    if isinstance(v, (int, float)):
+        return "" if isinstance(v, float) and math.isnan(v) else repr(float(v))
+    return "" if v is None else str(v)
+
+
 def _cell(run: Any, col: Column, best_of: dict[str, Any]) -> str:
+    return _td(run, col, best_of).replace("<td", f'<td data-v="{e(sort_value(run, col))}"', 1)
+
+
+def _td(run: Any, col: Column, best_of: dict[str, Any]) -> str:
     if col.kind == "name":
         return f'<td class="nbtracker-name" title="{e(run.id)}"><b>{e(run.name)}</b></td>'
     if col.kind == "status":
@@ -152,7 +173,7 @@ def runs_table(runs: Sequence[Any], cols: list[Column] | None = None, sort: str 
     for c in cols:
         arrow = (" ▼" if descending else " ▲") if c.label == sort else ""
         hint = {"best": f"best value ({c.goal})", "config": f"config {c.key}", "metric": "last value"}.get(c.kind, "")
-        head.append(f'<th title="{e(hint)}" data-key="{e(c.key)}">{e(c.label)}{arrow}</th>')
+        head.append(f'<th title="{e(hint)}" data-key="{e(c.key)}" data-label="{e(c.label)}">{e(c.label)}{arrow}</th>')
     body = []
     for r in runs:
         body.append(f'<tr data-run="{e(r.id)}">' + "".join(_cell(r, c, best_of) for c in cols) + "</tr>")

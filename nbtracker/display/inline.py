@@ -16,10 +16,11 @@ from typing import Any, Sequence
 from ..core import events, reprs
 from ..core.errors import NbtrackerError
 from ..core.query import RunList, RunView, load
+from .sources import make_options
 from .table import RunsTable
-from .views import CompareView, LiveView, View, add_ticker, remove_ticker
+from .views import CompareView, LiveView, View, add_ticker, remove_ticker, report
 
-__all__ = ["compare", "install", "uninstall", "live_view", "mode"]
+__all__ = ["compare", "current_cell", "install", "uninstall", "live_view", "mode"]
 
 _mode: str | None = None            # "notebook", "terminal", or None (not installed)
 _shell: Any = None
@@ -39,6 +40,9 @@ def install(shell: Any) -> None:
     _shell = shell
     for name, listener in _LISTENERS.items():
         events.on(name, listener)
+    shell_events = getattr(shell, "events", None)
+    if _mode == "notebook" and shell_events is not None and _at_rest not in shell_events.callbacks["post_run_cell"]:
+        shell_events.register("post_run_cell", _at_rest)
     reprs.register("Run", _run_bundle)
     reprs.register("RunView", _view_bundle)
     reprs.register("RunList", _list_bundle)
@@ -48,6 +52,12 @@ def uninstall(shell: Any = None) -> None:
     global _mode, _shell
     for name, listener in _LISTENERS.items():
         events.off(name, listener)
+    shell_events = getattr(_shell, "events", None)
+    if shell_events is not None:
+        try:
+            shell_events.unregister("post_run_cell", _at_rest)
+        except ValueError:
+            pass
     reprs.unregister("Run", _run_bundle)
     reprs.unregister("RunView", _view_bundle)
     reprs.unregister("RunList", _list_bundle)
@@ -95,15 +105,29 @@ AUTO_PER_CELL = 3
 _auto: list[Any] = [None, 0]        # [the cell (shell execution count), charts shown in it]
 
 
+def current_cell() -> Any:
+    """The cell being executed (the shell's execution counter), or None outside a kernel."""
+    return getattr(_shell, "execution_count", None)
+
+
+def _at_rest(result: Any = None) -> None:
+    """After every cell: each shown view becomes static (see views.py), so what is saved renders."""
+    for view in list(_views):
+        try:
+            view.go_static()
+        except Exception as e:  # noqa: BLE001 - never break the user's cell
+            report("static output at cell end", e)
+
+
 def _on_init(run: Any) -> None:
     if _mode != "notebook" or os.environ.get("NBTRACKER_LIVE", "1") == "0":
         return
-    cell = getattr(_shell, "execution_count", None)
+    cell = current_cell()
     if _auto[0] != cell:
         _auto[:] = [cell, 0]
     _auto[1] += 1
     if _auto[1] <= AUTO_PER_CELL:
-        live_view(run).show()
+        live_view(run).show(cell)
     elif _auto[1] == AUTO_PER_CELL + 1:
         print(f"nbtracker: more than {AUTO_PER_CELL} runs started in this cell; their live charts are "
               "not shown (run.display() shows one, nbtracker.compare(...) overlays them)")
@@ -117,32 +141,35 @@ def _on_log(run: Any, row: dict[str, Any]) -> None:
             s.push(row)
             view = s.view
             view.last_row = now
-            if view._image is not None and now >= view._next:
+            if view.mode == "static":
+                view.go_live()       # rows again after a cell ended: the widget comes back
+            elif view._image is not None and now >= view._next:
                 view.tick()
 
 
-def _on_display(run: Any) -> None:
-    if _mode == "notebook":
-        live_view(run).show()
+def _on_display(run: Any, options: dict[str, Any] | None = None) -> None:
+    """``run.display(...)``: the run's chart here (with options: a view of its own)."""
+    if options:
+        view = LiveView(run, widgets=_mode == "notebook", options=make_options(**options))
+        _attach(view)
     else:
-        print(live_view(run).text())
-
-
-def _on_cell_end(run: Any, record: Any) -> None:
-    for view in [v for v in _views if any(s.run is run for s in v.sources)]:
-        view.refresh_static()
+        view = live_view(run)
+    if _mode == "notebook":
+        view.show(current_cell())
+    else:
+        print(view.text())
 
 
 def _on_finish(run: Any) -> None:
     for view in [v for v in _views if any(s.run is run for s in v.sources)]:
-        view.refresh_static(force=True)
-        if not any(s.live for s in view.sources):
+        view.go_static(force=True)      # the final chart, as the saved notebook will show it
+        if not view.changing:
             _detach(view)
+            view.close_widget()
     _live.pop(id(run), None)   # terminal IPython: the session prints the text view
 
 
-_LISTENERS = {"init": _on_init, "log": _on_log, "display": _on_display,
-              "cell_end": _on_cell_end, "finish": _on_finish}
+_LISTENERS = {"init": _on_init, "log": _on_log, "display": _on_display, "finish": _on_finish}
 
 
 # -- comparison ---------------------------------------------------------------------------------
@@ -167,12 +194,8 @@ def compare(runs: Any = None, metric: str | Sequence[str] | None = None, *, proj
     if not items:
         raise NbtrackerError("no runs to compare")
     metrics = _resolve_metrics(metric, items)
-    view = CompareView(items, metrics, widgets=_mode == "notebook")
-    if x not in ("step", "time") and not isinstance(x, str):
-        raise TypeError(f"x must be 'step', 'time' or a metric name, not {type(x).__name__}")
-    if not 0 <= float(smoothing) < 1:
-        raise ValueError(f"smoothing must be in [0, 1), not {smoothing!r}")
-    view.options.x, view.options.log_y, view.options.smoothing = x, bool(log_y), float(smoothing)
+    options = make_options(x=x, log_y=log_y, smoothing=smoothing)
+    view = CompareView(items, metrics, widgets=_mode == "notebook", options=options)
     present = {m for s in view.sources for m in s.series}
     if not any(m in present for m in metrics):
         known = ", ".join(sorted(present)[:20]) or "none"
@@ -213,7 +236,9 @@ def _resolve_metrics(metric: Any, runs: list[Any]) -> list[str]:
 
 # -- rich reprs -----------------------------------------------------------------------------------
 def _run_bundle(run: Any, include: Any, exclude: Any) -> dict[str, Any] | None:
-    data, _ = live_view(run).bundle() if _mode == "notebook" else ({"text/plain": live_view(run).text()}, None)
+    if _mode != "notebook":
+        return {"text/plain": live_view(run).text()}
+    data, _ = live_view(run).bundle(live=False)
     return data
 
 
@@ -224,8 +249,6 @@ def _view_bundle(view: RunView, include: Any, exclude: Any) -> dict[str, Any] | 
 
 
 def _list_bundle(runs: RunList, include: Any, exclude: Any) -> dict[str, Any] | None:
-    return RunsTable(runs).bundle(widgets=_mode == "notebook")
+    return RunsTable(runs).bundle()
 
 
-def _report(where: str, exc: BaseException) -> None:
-    print(f"nbtracker: {where} failed: {type(exc).__name__}: {exc}", file=sys.stderr)

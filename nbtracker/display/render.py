@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 RENDER_LOCK = threading.Lock()
 
@@ -65,29 +66,123 @@ def render_png(chart: Chart) -> bytes:
     return Renderer().png(chart)
 
 
+#: Live frames leave room to grow, so most frames reuse the drawn axes: x by this factor of
+#: the data's span, y by this share of the span on each side.
+X_HEADROOM = 2.0
+Y_HEADROOM = 0.15
+#: A live panel whose data fills less than this share of its y range is re-tightened.
+Y_REFIT = 0.4
+
+
 class Renderer:
-    """Draws successive states of one chart, reusing the figure while its shape (panels,
-    lines, options) stays the same: only line data, limits and texts change, which halves
-    the cost of a live redraw. The pixels are those of a fresh figure."""
+    """Draws successive states of one chart, reusing as much as possible.
+
+    The figure is kept while the chart's shape (panels, lines, options) stays the same.
+    Line data, best markers and their labels are *animated* artists: a frame whose data fits
+    the current axis limits only restores the drawn background (axes, ticks, labels) and draws
+    those artists on it, about 2 ms instead of 100+. ``live=True`` frames pick limits with
+    headroom so that is the common case; a static frame (``live=False``) uses tight limits.
+    """
 
     def __init__(self) -> None:
         self._shape: Any = None
         self._fig: Figure | None = None
         self._canvas: FigureCanvasAgg | None = None
         self._artists: list[dict[str, Any]] = []
+        self._background: Any = None
+        self._limits: list[Any] = []
+        self.full_draws = 0
+        self.blits = 0
 
-    def png(self, chart: Chart) -> bytes:
+    def png(self, chart: Chart, live: bool = False) -> bytes:
         shape = _shape(chart)
         with RENDER_LOCK:
             if shape != self._shape or self._fig is None:
                 self._fig, self._artists = _figure(chart)
                 self._canvas = FigureCanvasAgg(self._fig)
                 self._shape = shape
-            else:
-                _update(self._fig, self._artists, chart)
+                self._background = None
+                self._limits = [None] * len(self._artists)
             assert self._canvas is not None
-            self._canvas.draw()
+            if chart.title:
+                self._fig._suptitle.set_text(_title(chart))  # type: ignore[union-attr]
+                self._background = None   # the title is part of the background
+            limits = [_limits(panel, art["log"], live, old)
+                      for art, panel, old in zip(self._artists, chart.panels, self._limits)]
+            if self._background is None or limits != self._limits:
+                self._limits = limits
+                for art, (xlim, ylim) in zip(self._artists, limits):
+                    art["ax"].set_xlim(*xlim)
+                    art["ax"].set_ylim(*ylim)
+                self._canvas.draw()            # axes, ticks, labels: everything not animated
+                self._background = self._canvas.copy_from_bbox(self._fig.bbox)
+                self.full_draws += 1
+            else:
+                self._canvas.restore_region(self._background)
+                self.blits += 1
+            for art, panel in zip(self._artists, chart.panels):
+                _draw_data(art, panel)
             return _png(np.asarray(self._canvas.buffer_rgba()))
+
+
+def _span(values: list[np.ndarray], log: bool) -> tuple[float, float] | None:
+    parts = []
+    for v in values:
+        keep = np.isfinite(v) & (v > 0) if log else np.isfinite(v)
+        if keep.any():
+            parts.append(v[keep])
+    if not parts:
+        return None
+    return float(min(f.min() for f in parts)), float(max(f.max() for f in parts))
+
+
+def _pad(lo: float, hi: float, share: float, log: bool) -> tuple[float, float]:
+    if log:
+        a, b = _pad(math.log10(lo), math.log10(hi), share, False)
+        return 10 ** a, 10 ** b
+    if hi == lo:
+        d = abs(hi) * 0.05 or 0.5
+        return lo - d, hi + d
+    d = (hi - lo) * share
+    return lo - d, hi + d
+
+
+def _limits(panel: Panel, log: bool, live: bool, old: Any) -> Any:
+    """((x0, x1), (y0, y1)) of a panel: tight with matplotlib's 5% margins for a static frame;
+    for a live frame the old limits while the data fits them, else new ones with headroom."""
+    xs = _span([ln.x for ln in panel.lines], False)
+    ys = _span([ln.y for ln in panel.lines], log)
+    if xs is None or ys is None:
+        if live and old is not None:
+            return old
+        return (0.0, 1.0), ((1.0, 10.0) if log else (0.0, 1.0))
+    tight = (_pad(*xs, 0.05, False), _pad(*ys, 0.05, log))
+    if not live:
+        return tight
+    if old is not None:
+        (x0, x1), (y0, y1) = old
+        fits = x0 <= xs[0] and xs[1] <= x1 and y0 <= ys[0] and ys[1] <= y1
+        if log:
+            filled = (math.log10(ys[1]) - math.log10(ys[0])) / max(1e-12, math.log10(y1) - math.log10(y0))
+        else:
+            filled = (ys[1] - ys[0]) / max(1e-300, y1 - y0)
+        if fits and (filled >= Y_REFIT or ys[0] == ys[1]):
+            return old
+    x1 = xs[0] + (xs[1] - xs[0]) * X_HEADROOM if xs[1] > xs[0] else tight[0][1]
+    return (tight[0][0], max(x1, tight[0][1])), _pad(*ys, Y_HEADROOM, log)
+
+
+def _draw_data(art: dict[str, Any], panel: Panel) -> None:
+    ax = art["ax"]
+    for artist, line in zip(art["lines"], panel.lines):
+        artist.set_data(line.x, line.y)
+        ax.draw_artist(artist)
+    if panel.best is not None and art["best"] is not None:
+        bx, by, label = panel.best
+        art["best"].set_data([bx], [by])
+        art["best_title"].set_text(label)
+        ax.draw_artist(art["best"])
+        ax.draw_artist(art["best_title"])
 
 
 def _positive(panel: Panel) -> bool:
@@ -156,51 +251,46 @@ def _figure(chart: Chart) -> tuple[Figure, list[dict[str, Any]]]:
 
 
 def _draw_panel(ax: Any, panel: Panel, chart: Chart) -> dict[str, Any]:
-    ax.set_title(f"{panel.group}/{panel.title}" if panel.group else panel.title, fontsize=9, loc="left")
+    log = chart.log_y and _positive(panel)
+    title = f"{panel.group}/{panel.title}" if panel.group else panel.title
+    if chart.log_y and not log:
+        title += "  (linear: values <= 0)"   # say why this panel ignores log y
+    ax.set_title(title, fontsize=9, loc="left")
     ax.tick_params(labelsize=7)
     ax.grid(True, alpha=0.25, linewidth=0.6)
     lines = []
     for i, line in enumerate(panel.lines):
         color = COLORS[i % len(COLORS)]
         style = dict(marker="o", markersize=3) if len(line.x) == 1 else {}   # one point: a dot
-        (artist,) = ax.plot(line.x, line.y, color=color, linewidth=1.1, label=line.label, **style)
+        (artist,) = ax.plot(line.x, line.y, color=color, linewidth=1.1, label=line.label,
+                            animated=True, **style)
         lines.append(artist)
     best = best_title = None
     if panel.best is not None:
         bx, by, label = panel.best
-        (best,) = ax.plot([bx], [by], marker="*", color=BEST, markersize=10, linestyle="none", zorder=5)
+        (best,) = ax.plot([bx], [by], marker="*", color=BEST, markersize=10, linestyle="none",
+                          zorder=5, animated=True)
         best_title = ax.set_title(label, fontsize=8, loc="right", color=BEST)
-    if chart.log_y and _positive(panel):
+        best_title.set_animated(True)
+    if log:
         ax.set_yscale("log")
+    else:
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
+    # Fewer ticks: tick labels are most of the cost of a full draw (text layout).
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=chart.xlabel == "step"))
     if panel.legend and len(panel.lines) > 1:
-        ax.legend(fontsize=7, loc="best", frameon=False)
+        ax.legend(handles=lines, fontsize=7, loc="upper right", frameon=False)
     ax.set_xlabel(chart.xlabel, fontsize=7)
-    return {"ax": ax, "lines": lines, "best": best, "best_title": best_title}
-
-
-def _update(fig: Figure, artists: list[dict[str, Any]], chart: Chart) -> None:
-    if chart.title:
-        fig._suptitle.set_text(_title(chart))  # type: ignore[union-attr]
-    for art, panel in zip(artists, chart.panels):
-        for artist, line in zip(art["lines"], panel.lines):
-            artist.set_data(line.x, line.y)
-        if panel.best is not None:
-            bx, by, label = panel.best
-            art["best"].set_data([bx], [by])
-            art["best_title"].set_text(label)
-        ax = art["ax"]
-        ax.relim()
-        ax.autoscale_view()
-        if panel.legend and len(panel.lines) > 1:
-            ax.legend(fontsize=7, loc="best", frameon=False)   # "best" placement follows the data
+    return {"ax": ax, "lines": lines, "best": best, "best_title": best_title, "log": log}
 
 
 def _png(rgba: np.ndarray) -> bytes:
     from PIL import Image  # Pillow is a dependency of matplotlib
 
-    img = Image.fromarray(rgba, "RGBA").convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT)
+    # FASTOCTREE: as small as MEDIANCUT with optimize=True here, at a sixth of the time (~5 ms)
+    img = Image.fromarray(rgba, "RGBA").convert("RGB").quantize(colors=64, method=Image.Quantize.FASTOCTREE)
     buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=True)
+    img.save(buf, format="PNG", compress_level=6)
     return buf.getvalue()
 
 

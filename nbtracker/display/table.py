@@ -1,7 +1,16 @@
-"""The runs table: static HTML everywhere, sortable and filterable with a live kernel."""
+"""The runs table: static HTML that sorts and filters itself where the frontend trusts it.
+
+The output is one ``text/html`` (plus ``text/plain``): the table, a filter box and a small
+script. JupyterLab, Notebook 7, VS Code and nbconvert's HTML run the script for outputs they
+trust (outputs of this session, and notebooks signed when saved), so clicking a header sorts
+and typing filters, also after a reload with no kernel. Where scripts do not run (GitHub, an
+untrusted notebook), it is the same table, static. No widget: nothing to lose on reopening.
+The same filter language works in Python: ``RunsTable(runs).filter = "lr<0.1"``.
+"""
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from typing import Any, Sequence
@@ -76,7 +85,6 @@ class RunsTable:
         self.descending = False
         self.filter = ""
         self.error = ""
-        self.widget: Any = None
 
     def shown(self) -> list[Any]:
         """The runs after the filter and the sort."""
@@ -103,37 +111,75 @@ class RunsTable:
     def text(self) -> str:
         return text_table(self.runs) if self.runs else "<RunList: no runs>"
 
-    def build_widget(self) -> Any:
-        import ipywidgets as w
+    def interactive_html(self) -> str:
+        """The table with its filter box and sorting script (ids unique per output)."""
+        uid = f"nbtracker-runs-{next(_ids)}-{id(self) & 0xffffff:x}"
+        return (f'<div class="nbtracker-runs" id="{uid}">'
+                f'<input class="nbtracker-filter" type="search" placeholder="filter: words, or key&gt;value '
+                f'(lr&lt;0.01 status=crashed)" style="width: 26em; margin: 2px 0 4px 0; font-size: 12px">'
+                f"{self.html()}<script>{_SCRIPT.replace('__ID__', uid)}</script></div>")
 
-        sort = w.Dropdown(options=[("newest first", "")] + [(c.label, c.label) for c in self.cols],
-                          value="", description="sort by", layout=w.Layout(width="240px"))
-        desc = w.Checkbox(value=False, description="descending", indent=False, layout=w.Layout(width="110px"))
-        flt = w.Text(value="", placeholder="filter: words, or key>value (lr<0.01 status=crashed)",
-                     description="filter", continuous_update=True, layout=w.Layout(width="420px"))
-        out = w.HTML(self.html())
-        for ctl, cls in ((sort, "nbtracker-sort"), (desc, "nbtracker-desc"), (flt, "nbtracker-filter"),
-                         (out, "nbtracker-table-html")):
-            ctl.add_class(cls)
+    def bundle(self) -> dict[str, Any]:
+        return {"text/html": self.interactive_html(), "text/plain": self.text()}
 
-        def changed(_: Any) -> None:
-            try:
-                self.sort, self.descending, self.filter = sort.value, bool(desc.value), flt.value
-                out.value = self.html()
-            except Exception as e:  # noqa: BLE001 - never raise into the frontend's message loop
-                out.value = f"<pre>nbtracker: {html.e(e)}</pre>"
 
-        for ctl in (sort, desc, flt):
-            ctl.observe(changed, names="value")
-        box = w.VBox([w.HBox([sort, desc, flt]), out])
-        box.add_class("nbtracker-runs")
-        self.widget = box
-        return box
+_ids = itertools.count(1)
 
-    def bundle(self, widgets: bool) -> dict[str, Any]:
-        data: dict[str, Any] = {"text/html": self.html(), "text/plain": self.text()}
-        if widgets:
-            box = self.widget or self.build_widget()
-            data["application/vnd.jupyter.widget-view+json"] = {
-                "version_major": 2, "version_minor": 0, "model_id": box.model_id}
-        return data
+# Sorting and filtering in the browser, on the data-v values the table carries. Kept small and
+# free of any value from a run: the table's text is escaped HTML, never script.
+_SCRIPT = r"""
+(function () {
+  var root = document.getElementById('__ID__');
+  if (!root || root.dataset.ready) { return; }
+  root.dataset.ready = '1';
+  var table = root.querySelector('table.nbtracker-table'), body = table.tBodies[0];
+  var heads = Array.prototype.slice.call(table.tHead.rows[0].cells), box = root.querySelector('input');
+  var rows = Array.prototype.slice.call(body.rows), sorted = -1, down = false;
+  var caption = table.caption, total = rows.length;
+  function num(v) { return v === '' ? NaN : Number(v); }
+  function cmp(a, b) {
+    var x = num(a), y = num(b);
+    if (a === '' || b === '') { return a === b ? 0 : (a === '' ? 1 : -1); }
+    if (!isNaN(x) && !isNaN(y)) { return x - y; }
+    return a < b ? -1 : (a > b ? 1 : 0);
+  }
+  heads.forEach(function (th, i) {
+    th.style.cursor = 'pointer';
+    th.addEventListener('click', function () {
+      down = sorted === i ? !down : false; sorted = i;
+      heads.forEach(function (h) { h.textContent = h.dataset.label; });
+      th.textContent = th.dataset.label + (down ? ' ▼' : ' ▲');
+      rows.sort(function (r, s) {
+        var a = r.cells[i].dataset.v, b = s.cells[i].dataset.v;
+        if (a === '' || b === '') { return cmp(a, b); }
+        return down ? cmp(b, a) : cmp(a, b);
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+  function column(key) {
+    for (var i = 0; i < heads.length; i++) {
+      if (heads[i].dataset.key === key || heads[i].dataset.label === key) { return i; }
+    }
+    return -1;
+  }
+  function keep(row, terms) {
+    for (var t = 0; t < terms.length; t++) {
+      var m = /^(.+?)(!=|>=|<=|==|=|>|<)(.+)$/.exec(terms[t]);
+      if (!m) { if (row.textContent.toLowerCase().indexOf(terms[t].toLowerCase()) < 0) { return false; } continue; }
+      var i = column(m[1]); if (i < 0) { return false; }
+      var v = row.cells[i].dataset.v; if (v === '') { return false; }
+      var c = cmp(v, m[3]), op = m[2] === '==' ? '=' : m[2];
+      if (!isNaN(num(v)) && !isNaN(num(m[3]))) { c = num(v) - num(m[3]); }
+      if (!({'=': c === 0, '!=': c !== 0, '>': c > 0, '<': c < 0, '>=': c >= 0, '<=': c <= 0})[op]) { return false; }
+    }
+    return true;
+  }
+  box.addEventListener('input', function () {
+    var text = box.value.replace(/\s*(!=|>=|<=|==|=|>|<)\s*/g, '$1').trim();
+    var terms = text ? text.split(/\s+/) : [], shown = 0;
+    rows.forEach(function (r) { var ok = keep(r, terms); r.style.display = ok ? '' : 'none'; shown += ok; });
+    caption.textContent = total + (total === 1 ? ' run' : ' runs') + (terms.length ? ' · filter: ' + shown + ' shown' : '');
+  });
+})();
+"""

@@ -1,167 +1,45 @@
-"""Chart views: a run's live chart and a comparison of runs, static-first.
+"""Chart views: a run's live chart and a comparison of runs, static-first (docs/display.md).
 
-A view holds per-run sources (series fed from the run's history and then from ``log``
-events), turns them into a ``render.Chart`` and keeps three things in step:
+A view draws its sources (``sources.py``) into PNG frames (``render.py``) and keeps every
+output showing it in step, with one rule: **interactive while it changes, static at rest.**
 
-- an ipywidgets ``Image`` (with controls) updated in place while a loop logs, by the
-  background ticker, throttled: at most twice a second, only when rows arrived, and never
-  more often than drawing stays within ``BUDGET`` of wall time;
-- the static ``image/png`` and ``text/html`` of the same output, re-sent with
-  ``update_display`` at the end of each cell that logged and when the run finishes, so the
-  saved notebook shows the final chart without a widget manager;
-- a text view for terminals.
+- While rows arrive, each output carries an ipywidgets view (a header and an ``Image``) that
+  a throttled draw updates in place; frames are blitted (a few ms each), and drawing is held
+  to ``BUDGET`` of the time on average.
+- At the end of every cell, and when its runs finish, each output is replaced (``update_display``)
+  by the static bundle alone: PNG, HTML and text. A notebook is saved at rest, so the saved file
+  holds outputs every frontend renders, with a fresh kernel or none (JupyterLab does not save
+  widget state by default, and its widget renderer would win over the PNG in the same output).
+- When rows arrive again, the outputs get the widget back.
+
+A view that cannot change (its runs are finished or read from disk) is static from the start.
+How to draw (x axis, log y, smoothing, which metrics) is chosen by arguments, so it is part of
+the saved output.
 """
 
 from __future__ import annotations
 
 import base64
+import sys
 import threading
 import time
-from dataclasses import astuple, dataclass
+from dataclasses import astuple
 from typing import Any, Callable, Sequence
 
-import numpy as np
-
 from ..core import ticker
-from ..core.files import read_jsonl
-from ..core.paths import METRICS_FILE
-from .text import WIDTH, Stat, format_view, sparkline
 from . import html
-from .downsample import Series, apply, collect, digest
-from .render import Chart, Line, Panel, Renderer, fmt, panel_grid
+from .render import Chart, Line, Panel, Renderer, fmt
+from .sources import MAX_PANELS, Options, Source, stat, xlabel
+from .text import format_view, sparkline
 
-#: Drawing may use at most this share of CPU time (a 60 ms draw runs every 3 s at most). The
-#: total cost of a live chart to a loop is about twice this (row feed, GC and cache effects of
-#: drawing): benchmarks/bench_display.py.
-BUDGET = 0.02
+#: Drawing may use this share of the time on average (a token bucket: each draw's CPU time is
+#: paid from a credit that refills at this rate, up to ``CREDIT``).
+BUDGET = 0.03
+CREDIT = 0.15
 #: And never more often than this (seconds).
-MIN_INTERVAL = 0.4
-#: Panels drawn before the metric chooser takes over.
-MAX_PANELS = 12
-
-
-@dataclass
-class Options:
-    metrics: tuple[str, ...] | None = None   # None: the first MAX_PANELS, primary first
-    x: str = "step"                          # "step", "time", or another metric's name
-    log_y: bool = False
-    smoothing: float = 0.0
-
-
-class Source:
-    """One run's series: its history on disk, then the rows ``push``-ed by the ``log`` event
-    (from the logging thread), folded in by ``digest`` in whatever thread draws."""
-
-    def __init__(self, run: Any) -> None:
-        self.run = run
-        self.id: str = run.id
-        self.series: dict[str, Series] = {}
-        self.view: Any = None          # the view this source belongs to
-        self.rows = 0
-        self.last_step: Any = None
-        self.start_time: float = run.start_time or 0.0
-        self._lock = threading.Lock()
-        self._batch: dict[str, Any] = {}
-        self._batch_rows = 0
-        self._batch_step: Any = None
-        self._load_history()
-
-    @property
-    def name(self) -> str:
-        return self.run.name
-
-    @property
-    def live(self) -> bool:
-        """A run this process is writing (rows arrive as events)."""
-        return hasattr(self.run, "log") and not getattr(self.run, "_finished", True)
-
-    def _load_history(self) -> None:
-        run = self.run
-        if hasattr(run, "log") and not run._finished:
-            run.flush(summary=False)   # rows logged so far are on disk; later ones come as events
-        status = getattr(run, "status", "running")
-        rows = read_jsonl(run.dir / METRICS_FILE, live=status == "running")
-        self.rows = digest(rows, self.series)
-        if rows:
-            self.last_step = rows[-1].get("_step")
-
-    def push(self, row: dict[str, Any]) -> None:
-        """A row just logged (called on every ``run.log``: a few microseconds)."""
-        with self._lock:
-            collect(row, self._batch)
-            self._batch_rows += 1
-            self._batch_step = row.get("_step")
-
-    def digest(self) -> bool:
-        """Fold the rows pushed since the last call into the series; True when there were any."""
-        with self._lock:
-            if not self._batch_rows:
-                return False
-            batch, n, step = self._batch, self._batch_rows, self._batch_step
-            self._batch, self._batch_rows = {}, 0
-        apply(batch, self.series)
-        self.rows += n
-        self.last_step = step
-        return True
-
-    def metric_names(self) -> list[str]:
-        names = list(self.series)
-        pm = self.run.primary_metric
-        if pm and pm[0] in self.series:   # the primary metric's group first, itself first in it
-            names.remove(pm[0])
-            names.insert(0, pm[0])
-        ordered: list[str] = []
-        for group in panel_grid(names).values():
-            ordered += group
-        return ordered
-
-    def xy(self, name: str, options: Options) -> tuple[np.ndarray, np.ndarray]:
-        """Downsampled (x, y) of one metric for the chosen x axis."""
-        s = self.series[name]
-        idx, y = s.sample(options.smoothing)
-        steps, times, _ = s.view()
-        if options.x == "step":
-            return steps[idx], y
-        if options.x == "time":
-            return (times[idx] - self.start_time) / _time_scale(times[-1] - self.start_time)[0], y
-        other = self.series.get(options.x)
-        if other is None:
-            return np.empty(0), np.empty(0)
-        osteps, _, ovals = other.view()
-        order = np.argsort(osteps, kind="stable")
-        pos = np.searchsorted(osteps[order], steps[idx])
-        pos = np.minimum(pos, len(order) - 1)
-        hit = osteps[order][pos] == steps[idx]
-        return ovals[order][pos][hit], y[hit]
-
-    def best(self, name: str, options: Options) -> tuple[float, float, str] | None:
-        """The primary metric's best point, as in the run's summary (finite values only)."""
-        pm = self.run.primary_metric
-        if not pm or pm[0] != name or options.x != "step":
-            return None
-        steps, _, values = self.series[name].view()
-        finite = np.isfinite(values)
-        if not finite.any():
-            return None
-        masked = np.where(finite, values, -np.inf if pm[1] == "max" else np.inf)
-        i = int(np.argmax(masked) if pm[1] == "max" else np.argmin(masked))
-        return float(steps[i]), float(values[i]), f"best {fmt(float(values[i]))} @ {int(steps[i])}"
-
-
-def _time_scale(span: float) -> tuple[float, str]:
-    if span >= 7200:
-        return 3600.0, "wall time (h)"
-    if span >= 120:
-        return 60.0, "wall time (min)"
-    return 1.0, "wall time (s)"
-
-
-def _xlabel(options: Options, source: Source) -> str:
-    if options.x == "time":
-        times = [s.view()[1] for s in source.series.values() if len(s)]
-        span = max((float(t[-1]) for t in times), default=source.start_time) - source.start_time
-        return _time_scale(span)[1]
-    return options.x
+MIN_INTERVAL = 0.5
+#: The ticker draws a view whose rows stopped arriving this long ago (seconds).
+QUIET = 1.0
 
 
 class View:
@@ -169,32 +47,35 @@ class View:
 
     kind = "view"
 
-    def __init__(self, sources: list[Source], *, widgets: bool) -> None:
+    def __init__(self, sources: list[Source], *, widgets: bool, options: Options | None = None) -> None:
         self.sources = sources
         for s in sources:
             s.view = self
-        self.options = Options()
+        self.options = options or Options()
         self.use_widgets = widgets
         self.display_id = f"nbtracker-{self.kind}-{id(self):x}"
-        self.draws = 0                 # widget draws (the throttle's counter, for tests and benchmarks)
-        self.draw_seconds = 0.0        # wall time spent drawing
-        self.draw_cpu = 0.0            # CPU time of those draws (what the throttle budgets)
+        self.draws = 0                 # widget frames drawn (for tests and benchmarks)
+        self.draw_seconds = 0.0        # wall time spent drawing them
+        self.draw_cpu = 0.0            # their CPU time (what the budget counts)
+        self.max_cost = 0.0            # the most CPU time one frame took
         self.last_row = 0.0            # monotonic time of the last row seen by the log event
+        self.mode: str | None = None   # what the outputs carry: "live" (widget), "static", None (not shown)
         self._lock = threading.RLock()
-        self._cost = 0.0               # seconds the last draw took
-        self._next = 0.0               # monotonic time before which the ticker does not draw
+        self._credit = CREDIT
+        self._refilled = time.monotonic()
+        self._next = 0.0               # monotonic time before which no frame is drawn
         self._drawn_rows = -1          # rows (all sources) behind the widget image
-        self._static_rows = -1         # rows behind the last static PNG sent
-        self._static_key: Any = None
+        self._static_key: Any = None   # what the last static bundle sent showed
+        self._png_key: Any = None
         self._png: bytes | None = None
         self._renderer = Renderer()
-        self._shown = 0
+        self._cells: set[Any] = set()  # cells with an output of this view (one per cell)
         self.widget: Any = None
-        self._image: Any = None
-        self._controls: dict[str, Any] = {}
+        self._header: Any = None
+        self._image: Any = None        # set last: a built widget is a complete widget
 
-    # -- what to draw -------------------------------------------------------------------------
-    def chart(self) -> Chart:
+    # -- what to draw ---------------------------------------------------------------------------
+    def chart(self, title: bool = False) -> Chart:
         raise NotImplementedError
 
     def header_html(self) -> str:
@@ -203,8 +84,16 @@ class View:
     def text(self) -> str:
         raise NotImplementedError
 
+    def title(self) -> str:
+        return ""
+
     def rows(self) -> int:
         return sum(s.rows for s in self.sources)
+
+    @property
+    def changing(self) -> bool:
+        """Whether rows can still arrive (a source is a run this process is writing)."""
+        return any(s.live for s in self.sources)
 
     def _digest(self) -> bool:
         changed = False
@@ -212,159 +101,37 @@ class View:
             changed = s.digest() or changed
         return changed
 
-    def png(self) -> bytes:
-        """The chart as it is now (drawn if anything changed since the last draw)."""
+    def _state(self) -> Any:
+        return (self.rows(), astuple(self.options), tuple(getattr(s.run, "status", None) for s in self.sources))
+
+    def png(self, title: bool = False) -> bytes:
+        """The chart as it is now, with tight axes (drawn only if something changed)."""
         with self._lock:
             self._digest()
-            key = (self.rows(), astuple(self.options), self._status_key())
-            if self._png is None or key != self._static_key:
-                self._png = self._renderer.png(self.chart())
-                self._static_key = key
+            key = (self._state(), title)
+            if self._png is None or key != self._png_key:
+                self._png = self._renderer.png(self.chart(title=title))
+                self._png_key = key
             return self._png
 
-    def _status_key(self) -> Any:
-        return tuple(getattr(s.run, "status", None) for s in self.sources)
-
-    # -- live widget ----------------------------------------------------------------------------
-    def _build_widget(self) -> Any:
-        import ipywidgets as w
-
-        png = self.png()
-        # natural size (no upscaling blur), shrunk to fit narrow outputs
-        self._image = w.Image(format="png", value=png, width=str(_png_width(png)),
-                              layout=w.Layout(max_width="100%", height="auto"))
-        self._image.add_class("nbtracker-chart")
-        self._header = w.HTML(self.header_html())
-        self._header.add_class("nbtracker-header")
-        controls = self._make_controls(w)
-        box = w.VBox([self._header, self._image, w.HBox(controls)])
-        box.add_class(f"nbtracker-{self.kind}")
-        self._drawn_rows = self.rows()
-        self._next = time.monotonic() + MIN_INTERVAL   # just drawn
-        return box
-
-    def _make_controls(self, w: Any) -> list[Any]:
-        names = self.metric_names()
-        x = w.Dropdown(options=["step", "time", *names], value="step", description="x",
-                       layout=w.Layout(width="200px"))
-        log_y = w.Checkbox(value=False, description="log y", indent=False, layout=w.Layout(width="80px"))
-        smooth = w.FloatSlider(value=0.0, min=0.0, max=0.99, step=0.01, description="smoothing",
-                               readout_format=".2f", continuous_update=False, layout=w.Layout(width="300px"))
-        chooser = w.SelectMultiple(options=names, value=tuple(names[:MAX_PANELS]), rows=6,
-                                   description="metrics", layout=w.Layout(
-                                       display="flex" if len(names) > MAX_PANELS else "none"))
-        for name, ctl in (("x", x), ("log_y", log_y), ("smoothing", smooth), ("metrics", chooser)):
-            ctl.add_class(f"nbtracker-{name.replace('_', '-')}")
-            ctl.observe(self._control_changed, names="value")
-            self._controls[name] = ctl
-        return [x, log_y, smooth, chooser]
-
-    def metric_names(self) -> list[str]:
-        names: dict[str, None] = {}
-        for s in self.sources:
-            names.update(dict.fromkeys(s.metric_names()))
-        return list(names)
-
-    def _control_changed(self, change: Any) -> None:
-        try:
-            c = self._controls
-            chosen = tuple(c["metrics"].value)
-            self.options = Options(
-                metrics=chosen if len(c["metrics"].options) > MAX_PANELS else None,
-                x=c["x"].value, log_y=bool(c["log_y"].value), smoothing=float(c["smoothing"].value))
-            self.redraw()
-        except Exception as e:  # noqa: BLE001 - a control must never raise into the frontend loop
-            _report("control", e)
-
-    def redraw(self) -> None:
-        """Draw the widget image now (controls, cell end)."""
+    # -- outputs --------------------------------------------------------------------------------
+    def bundle(self, live: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(data, metadata) of an output: PNG, HTML and text, plus the widget view when ``live``."""
         with self._lock:
-            if self._image is None:
-                return
-            start = time.perf_counter()
             png = self.png()
-            self._image.value = png
-            width = str(_png_width(png))
-            if self._image.width != width:
-                self._image.width = width
-            self._header.value = self.header_html()
-            self._sync_metric_options()
-            self._cost = time.perf_counter() - start
-            self._drawn_rows = self.rows()
-
-    def _sync_metric_options(self) -> None:
-        chooser = self._controls.get("metrics")
-        if chooser is None:
-            return
-        names = self.metric_names()
-        if list(chooser.options) == names:
-            return
-        chosen = tuple(v for v in chooser.value if v in names)
-        if len(chooser.options) <= MAX_PANELS or not chosen:   # still automatic: follow the first panels
-            chosen = tuple(names[:MAX_PANELS])
-        chooser.value = ()
-        chooser.options = names
-        chooser.value = chosen
-        chooser.layout.display = "flex" if len(names) > MAX_PANELS else "none"
-        x = self._controls["x"]
-        current = x.value
-        x.options = ["step", "time", *names]
-        x.value = current if current in x.options else "step"
-
-    def due(self) -> bool:
-        """Whether the throttle allows a draw now (cheap: called on every logged row)."""
-        return self._image is not None and time.monotonic() >= self._next
-
-    def tick(self, idle: float = 0.0) -> None:
-        """Draw the widget image if rows arrived and the throttle allows it.
-
-        Called from ``run.log`` (the logging thread: no second thread fights the loop for the
-        GIL) and by the background ticker with ``idle`` = seconds since the last row, so the
-        last rows of a loop that went quiet show up too. The draw's CPU time sets the next
-        allowed draw: ``cost / BUDGET`` later, and never sooner than ``MIN_INTERVAL``.
-        """
-        if self._image is None:
-            return
-        now = time.monotonic()
-        if now < self._next:
-            return
-        if not self._lock.acquire(blocking=False):
-            return   # another thread is drawing this view
-        try:
-            self._digest()
-            if self.rows() == self._drawn_rows:
-                return
-            # a draw that raises must not be retried on every logged row
-            self._next = now + 10 * MIN_INTERVAL
-            start = time.thread_time()
-            wall = time.perf_counter()
-            self.redraw()
-            cost = time.thread_time() - start
-            self.draws += 1
-            self.draw_seconds += time.perf_counter() - wall
-            self.draw_cpu += cost
-            self._next = time.monotonic() + max(MIN_INTERVAL, cost / BUDGET)
-        finally:
-            self._lock.release()
-
-    # -- static output ------------------------------------------------------------------------
-    def bundle(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(data, metadata) of the output: widget view (with a kernel), PNG, HTML, text."""
-        png = self.png()
-        b64 = base64.b64encode(png).decode("ascii")
-        data: dict[str, Any] = {
-            "image/png": b64,
-            "text/html": self.header_html() + html.img(b64, self.alt()),
-            "text/plain": self.text(),
-        }
-        if self.use_widgets:
-            if self.widget is None:
-                self.widget = self._build_widget()
-            data["application/vnd.jupyter.widget-view+json"] = {
-                "version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}
-        meta = {"image/png": {"width": _png_width(png)}, "nbtracker": self.meta()}
-        self._static_rows = self.rows()
-        return data, meta
+            b64 = base64.b64encode(png).decode("ascii")
+            data: dict[str, Any] = {
+                "image/png": b64,
+                "text/html": self.header_html() + html.img(b64, self.alt()),
+                "text/plain": self.text(),
+            }
+            if live:
+                widget = self._build_widget()
+                data["application/vnd.jupyter.widget-view+json"] = {
+                    "version_major": 2, "version_minor": 0, "model_id": widget.model_id}
+            meta = {"image/png": {"width": _png_width(png)}, "nbtracker": self.meta()}
+            self._static_key = self._state()
+            return data, meta
 
     def meta(self) -> dict[str, Any]:
         return {"kind": self.kind, "runs": [s.id for s in self.sources],
@@ -373,44 +140,156 @@ class View:
     def alt(self) -> str:
         return "nbtracker chart"
 
-    def show(self) -> None:
-        """Add an output showing this view in the current cell (every output of it is updated)."""
+    def show(self, cell: Any = None) -> bool:
+        """Add an output of this view to the current cell, unless ``cell`` already has one.
+
+        Every output of a view is updated together (one ``display_id``). Returns whether an
+        output was added."""
         from IPython.display import display
 
-        data, meta = self.bundle()
-        display(data, metadata=meta, raw=True, display_id=self.display_id)
-        self._shown += 1
-
-    def refresh_static(self, force: bool = False) -> bool:
-        """Re-send the PNG/HTML of every output of this view if rows arrived since the last."""
         with self._lock:
+            if cell is not None and cell in self._cells:
+                return False
+            live = self.use_widgets and self.changing
+            data, meta = self.bundle(live=live)
+            display(data, metadata=meta, raw=True, display_id=self.display_id)
+            if cell is not None:
+                self._cells.add(cell)
+            self.mode = "live" if live else "static"
+            return True
+
+    def go_static(self, force: bool = False) -> bool:
+        """Replace every output by the static bundle (at the end of a cell, at finish), if it
+        carries the widget or shows an older state."""
+        with self._lock:
+            if self.mode is None:
+                return False
             self._digest()
-            if not self._shown or (not force and self.rows() == self._static_rows
-                                   and self._static_key is not None
-                                   and self._static_key[2] == self._status_key()):
+            if not force and self.mode == "static" and self._static_key == self._state():
                 return False
             from IPython.display import update_display
 
-            self.redraw()
-            data, meta = self.bundle()
+            data, meta = self.bundle(live=False)
             update_display(data, metadata=meta, raw=True, display_id=self.display_id)
+            self.mode = "static"
             return True
 
+    def go_live(self) -> bool:
+        """Give the outputs their widget back (rows arrive again after a cell ended)."""
+        if self.mode != "static" or not self.use_widgets or not self.changing:
+            return False
+        with self._lock:
+            if self.mode != "static":
+                return False
+            from IPython.display import update_display
+
+            data, meta = self.bundle(live=True)
+            update_display(data, metadata=meta, raw=True, display_id=self.display_id)
+            self.mode = "live"
+            self._next = time.monotonic() + MIN_INTERVAL
+            self._drawn_rows = self.rows()
+            return True
+
+    def close_widget(self) -> None:
+        """Drop the widget of a view that can no longer change (its outputs are static)."""
+        with self._lock:
+            widget, self._image, self._header, self.widget = self.widget, None, None, None
+        if widget is not None:
+            for child in widget.children:
+                child.close()
+            widget.close()
+
+    # -- the live widget ------------------------------------------------------------------------
+    def _build_widget(self) -> Any:
+        """The widget (built once): a header and the image, drawn now with live axes."""
+        if self.widget is not None:
+            self.redraw()
+            return self.widget
+        import ipywidgets as w
+
+        png = self._renderer.png(self.chart(), live=True)
+        image = w.Image(format="png", value=png, width=str(_png_width(png)),
+                        layout=w.Layout(max_width="100%", height="auto"))
+        image.add_class("nbtracker-chart")
+        header = w.HTML(self.header_html())
+        header.add_class("nbtracker-header")
+        box = w.VBox([header, image])
+        box.add_class(f"nbtracker-{self.kind}")
+        self._drawn_rows = self.rows()
+        self._next = time.monotonic() + MIN_INTERVAL   # just drawn
+        # Published last, in this order: the throttle checks _image, then uses _header.
+        self.widget, self._header, self._image = box, header, image
+        return box
+
+    def redraw(self) -> None:
+        """Draw a widget frame now (cheap when the data fits the drawn axes)."""
+        with self._lock:
+            if self._image is None:
+                return
+            self._digest()
+            png = self._renderer.png(self.chart(), live=True)
+            self._image.value = png
+            width = str(_png_width(png))
+            if self._image.width != width:
+                self._image.width = width
+            self._header.value = self.header_html()
+            self._drawn_rows = self.rows()
+
+    def due(self) -> bool:
+        """Whether a frame may be drawn now (cheap: called on every logged row)."""
+        return self._image is not None and self.mode == "live" and time.monotonic() >= self._next
+
+    def tick(self) -> None:
+        """Draw a widget frame if rows arrived and the throttle allows it.
+
+        Called from ``run.log`` (the logging thread: no second thread fights the loop for the
+        GIL) and by the background ticker once rows stop, so a loop's last rows show up too.
+        """
+        if not self.due():
+            return
+        if not self._lock.acquire(blocking=False):
+            return   # another thread is drawing this view
+        try:
+            now = time.monotonic()
+            self._credit = min(CREDIT, self._credit + (now - self._refilled) * BUDGET)
+            self._refilled = now
+            if self._credit < 0:
+                self._next = now + min(5.0, -self._credit / BUDGET)
+                return
+            self._digest()
+            if self.rows() == self._drawn_rows:
+                return
+            self._next = now + 10 * MIN_INTERVAL   # a draw that raises is not retried on every row
+            cpu, wall = time.thread_time(), time.perf_counter()
+            self.redraw()
+            cost = time.thread_time() - cpu
+            self.draws += 1
+            self.draw_seconds += time.perf_counter() - wall
+            self.draw_cpu += cost
+            self.max_cost = max(self.max_cost, cost)
+            self._credit -= cost
+            self._next = time.monotonic() + MIN_INTERVAL
+        finally:
+            self._lock.release()
+
+    # -- elsewhere ------------------------------------------------------------------------------
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict, dict]:
-        return self.bundle()
+        return self.bundle(live=False)
 
     def _ipython_display_(self) -> None:
-        # display(), or the last value of a cell: an output that later updates can refresh
-        self.show()
+        # display(view) or a cell's value: an output that the view keeps up to date
+        from . import inline
+
+        self.show(inline.current_cell())
 
     def __repr__(self) -> str:
         return self.text()
 
     def save(self, path: Any) -> None:
-        """Write the chart as a PNG file."""
+        """Write the chart as a PNG file (with its title)."""
         from pathlib import Path
 
-        Path(path).write_bytes(self.png())
+        Path(path).write_bytes(self.png(title=True))
 
 
 class LiveView(View):
@@ -418,12 +297,13 @@ class LiveView(View):
 
     kind = "live"
 
-    def __init__(self, run: Any, *, widgets: bool) -> None:
-        super().__init__([Source(run)], widgets=widgets)
+    def __init__(self, run: Any, *, widgets: bool, options: Options | None = None) -> None:
+        super().__init__([Source(run)], widgets=widgets, options=options)
         self.run = run
-        self.display_id = f"nbtracker-live-{run.id}"
+        suffix = "" if options is None else f"-{id(self):x}"
+        self.display_id = f"nbtracker-live-{run.id}{suffix}"
 
-    def chart(self) -> Chart:
+    def chart(self, title: bool = False) -> Chart:
         src = self.sources[0]
         names = src.metric_names()
         chosen = [n for n in (self.options.metrics or names[:MAX_PANELS]) if n in src.series]
@@ -433,10 +313,13 @@ class LiveView(View):
             group, _, leaf = name.rpartition("/")
             panels.append(Panel(title=leaf if group else name, group=group,
                                 lines=[Line(name, x, y)], best=src.best(name, self.options)))
-        hidden = len(names) - len(chosen)
-        return Chart(panels=panels, title=self.title(), xlabel=_xlabel(self.options, src),
-                     log_y=self.options.log_y,
-                     note=f"{hidden} more metrics: choose them under the chart" if hidden > 0 else "",
+        hidden = self.hidden()
+        note = ""
+        if hidden:
+            shown = ", ".join(hidden[:4]) + (", ..." if len(hidden) > 4 else "")
+            note = f"{len(hidden)} more metrics ({shown}): run.display(metrics=[...]) picks the panels"
+        return Chart(panels=panels, title=self.title() if title else "", xlabel=xlabel(self.options, src),
+                     log_y=self.options.log_y, note=note if title else "",
                      empty="waiting for the first run.log()")
 
     def title(self) -> str:
@@ -444,14 +327,20 @@ class LiveView(View):
         step = "" if src.last_step is None else f" · step {src.last_step}"
         return f"{self.run.name} · {self.run.status}{step} · {src.rows} rows"
 
+    def hidden(self) -> list[str]:
+        """Metrics that have no panel (past ``MAX_PANELS``, or not in ``metrics=``)."""
+        names = self.sources[0].metric_names()
+        chosen = set(self.options.metrics or names[:MAX_PANELS])
+        return [n for n in names if n not in chosen]
+
     def header_html(self) -> str:
-        return html.run_summary(self.run, self.sources[0])
+        return html.run_summary(self.run, self.sources[0], hidden=self.hidden())
 
     def text(self) -> str:
         src = self.sources[0]
         with self._lock:
             src.digest()
-            stats = {name: _stat(src.series[name]) for name in src.metric_names()}
+            stats = {name: stat(src.series[name]) for name in src.metric_names()}
         return format_view(self.run, src.rows, stats)
 
     def alt(self) -> str:
@@ -468,14 +357,12 @@ class CompareView(View):
 
     kind = "compare"
 
-    def __init__(self, runs: Sequence[Any], metrics: Sequence[str], *, widgets: bool) -> None:
-        super().__init__([Source(r) for r in runs], widgets=widgets)
+    def __init__(self, runs: Sequence[Any], metrics: Sequence[str], *, widgets: bool,
+                 options: Options | None = None) -> None:
+        super().__init__([Source(r) for r in runs], widgets=widgets, options=options)
         self.metrics = list(metrics)
 
-    def metric_names(self) -> list[str]:
-        return list(self.metrics)
-
-    def chart(self) -> Chart:
+    def chart(self, title: bool = False) -> Chart:
         panels = []
         chosen = self.options.metrics or tuple(self.metrics)
         for name in chosen:
@@ -483,20 +370,23 @@ class CompareView(View):
             panels.append(Panel(title=name, lines=lines, legend=True))
         missing = [s.name for s in self.sources if not any(m in s.series for m in chosen)]
         note = f"no {', '.join(chosen)} in: {', '.join(missing)}" if missing else ""
-        return Chart(panels=panels, title=f"{', '.join(chosen)} across {len(self.sources)} runs",
-                     xlabel=_xlabel(self.options, self.sources[0]) if self.sources else "step",
-                     log_y=self.options.log_y, note=note, empty="no runs to compare")
+        return Chart(panels=panels, title=self.title() if title else "",
+                     xlabel=xlabel(self.options, self.sources[0]) if self.sources else "step",
+                     log_y=self.options.log_y, note=note if title else "", empty="no runs to compare")
+
+    def title(self) -> str:
+        return f"{', '.join(self.metrics)} across {len(self.sources)} runs"
 
     def header_html(self) -> str:
         return html.compare_summary(self.sources, self.metrics)
 
     def text(self) -> str:
-        lines = [f"{', '.join(self.metrics)} across {len(self.sources)} runs"]
+        lines = [self.title()]
         self._digest()
         for s in self.sources:
             for m in self.metrics:
                 if m in s.series:
-                    last, means, _, _ = _stat(s.series[m])
+                    last, means, _, _ = stat(s.series[m])
                     lines.append(f"  {s.name}  {m}  {fmt(last)}  {sparkline(means)}")
                 else:
                     lines.append(f"  {s.name}  {m}  -")
@@ -506,20 +396,6 @@ class CompareView(View):
         return f"{', '.join(self.metrics)} of {len(self.sources)} runs"
 
 
-def _stat(s: Series) -> Stat:
-    """The text view's numbers for one series, with numpy (any length, a few ms at most)."""
-    values = s.view()[2]
-    finite = values[np.isfinite(values)]
-    if not len(finite):
-        return float(values[-1]), [], None, None
-    n = len(finite)
-    buckets = min(WIDTH, n)
-    edges = np.arange(buckets) * n // buckets          # the same buckets as text.stat_of
-    sizes = np.diff(np.append(edges, n))
-    means = (np.add.reduceat(finite, edges) / sizes).tolist()
-    return float(values[-1]), means, float(finite.min()), float(finite.max())
-
-
 def _png_width(png: bytes) -> int:
     return int.from_bytes(png[16:20], "big") if png[:8] == b"\x89PNG\r\n\x1a\n" else 0
 
@@ -527,9 +403,8 @@ def _png_width(png: bytes) -> int:
 _reported: set[str] = set()
 
 
-def _report(where: str, exc: BaseException) -> None:
-    import sys
-
+def report(where: str, exc: BaseException) -> None:
+    """Say once per place that a display step failed; the user's cell is not affected."""
     if where not in _reported:
         _reported.add(where)
         print(f"nbtracker: display {where} failed ({type(exc).__name__}: {exc}); "
@@ -544,10 +419,6 @@ def remove_ticker(view: View) -> None:
     ticker.remove(id(view))
 
 
-#: The ticker draws a view whose rows stopped arriving this long ago (seconds).
-QUIET = 1.0
-
-
 def _guard(view: View) -> Callable[[], None]:
     def job() -> None:
         try:
@@ -556,5 +427,5 @@ def _guard(view: View) -> Callable[[], None]:
             elif view._image is None:
                 view._digest()   # keep the feed short even when nothing is shown
         except Exception as e:  # noqa: BLE001
-            _report("live update", e)
+            report("live update", e)
     return job

@@ -84,20 +84,17 @@ def test_nan_never_matches_a_comparison(tmp_path):
     assert not matches(view, parse_filter("m>0")) and not matches(view, parse_filter("m<0"))
 
 
-def test_widget_sorts_and_filters(runs):
+def test_the_table_is_one_static_html_output_that_sorts_itself(runs):
+    """Item 0: no widget, so a saved notebook shows it; sorting and filtering run in the page."""
     t = RunsTable(runs)
-    box = t.build_widget()
-    (controls, out) = box.children
-    sort, desc, flt = controls.children
-    assert "nbtracker-runs" in box._dom_classes and "nbtracker-sort" in sort._dom_classes
-    assert "val/acc" in [label for label, _ in sort.options] if isinstance(sort.options[0], tuple) \
-        else "val/acc" in sort.options
-    sort.value = "val/acc"
-    desc.value = True
-    assert cells_of(out.value)[0] == next(r.id for r in runs if r.name == "lr-0.01")
-    flt.value = "lr-0.5"
-    assert len(cells_of(out.value)) == 1
-    bundle = t.bundle(widgets=True)
-    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == box.model_id
-    assert "text/html" in bundle and "lr-0.01" in bundle["text/plain"]
-    box.close_all()
+    bundle = t.bundle()
+    assert sorted(bundle) == ["text/html", "text/plain"]
+    page = bundle["text/html"]
+    assert page.count("<script>") == 1 and 'class="nbtracker-filter"' in page
+    script = page[page.index("<script>"):page.index("</script>")]
+    assert "pwned" not in script and "lr-0" not in script          # no run value in the script
+    assert "&lt;script&gt;window.__pwned" in page                 # the values, escaped, in the table
+    best = next(r for r in runs if r.name == "lr-0.01")
+    assert f'data-v="{float(best.best[1])!r}"' in page               # what a header click sorts by
+    assert "lr-0.01" in bundle["text/plain"]
+    assert t.interactive_html() != t.interactive_html()             # unique ids per output
