@@ -11,6 +11,7 @@ from .core.errors import (
     RunActiveError,
     RunNotFoundError,
     StorageError,
+    UnreadableRunError,
 )
 from .core.query import RunList, RunView
 from .extension import load_ipython_extension, unload_ipython_extension
@@ -28,6 +29,7 @@ __all__ = [
     "RunNotFoundError",
     "RunView",
     "StorageError",
+    "UnreadableRunError",
     "__version__",
     "compare",
     "current_run",

@@ -69,7 +69,7 @@ def render_png(chart: Chart) -> bytes:
 #: Live frames leave room to grow, so most frames reuse the drawn axes: x by this factor of
 #: the data's span, y by this share of the span on each side.
 X_HEADROOM = 2.0
-Y_HEADROOM = 0.15
+Y_HEADROOM = 0.35
 #: A live panel whose data fills less than this share of its y range is re-tightened.
 Y_REFIT = 0.4
 

@@ -34,8 +34,8 @@ from .text import format_view, sparkline
 
 #: Drawing may use this share of the time on average (a token bucket: each draw's CPU time is
 #: paid from a credit that refills at this rate, up to ``CREDIT``).
-BUDGET = 0.03
-CREDIT = 0.15
+BUDGET = 0.04
+CREDIT = 0.25
 #: And never more often than this (seconds).
 MIN_INTERVAL = 0.5
 #: The ticker draws a view whose rows stopped arriving this long ago (seconds).

@@ -43,7 +43,8 @@ def test_public_names_are_pinned():
     assert nbtracker.__all__ == sorted(nbtracker.__all__)
     assert nbtracker.__all__ == [
         "InvalidKeyError", "InvalidValueError", "NbtrackerError", "NbtrackerWarning", "Run",
-        "RunActiveError", "RunList", "RunNotFoundError", "RunView", "StorageError", "__version__",
+        "RunActiveError", "RunList", "RunNotFoundError", "RunView", "StorageError", "UnreadableRunError",
+        "__version__",
         "compare", "current_run", "finish", "init", "load", "load_ipython_extension", "log", "runs",
         "unload_ipython_extension",
     ]
