@@ -39,13 +39,61 @@ def raw_log(path: Path, n: int) -> float:
 
 
 def nbt_log(root: Path, n: int) -> tuple[float, Path]:
+    """init -> log -> finish as a script does it, default output on: the text view is printed
+    at finish (to stderr, silenced here so the terminal does not time the printing)."""
     t = time.perf_counter()
-    run = nbtracker.init(project="bench", dir=root)
-    log = run.log
-    for i in range(n):
-        log({"loss": ROW["loss"] * i, "acc": ROW["acc"], "lr": ROW["lr"], "grad_norm": ROW["grad_norm"]})
-    run.finish()
+    with open(os.devnull, "w") as devnull:
+        saved, sys.stderr = sys.stderr, devnull
+        quiet = os.environ.pop("NBTRACKER_QUIET", None)   # the default: the text view at finish
+        try:
+            run = nbtracker.init(project="bench", dir=root)
+            log = run.log
+            for i in range(n):
+                log({"loss": ROW["loss"] * i, "acc": ROW["acc"], "lr": ROW["lr"], "grad_norm": ROW["grad_norm"]})
+            run.finish()
+        finally:
+            sys.stderr = saved
+            if quiet is not None:
+                os.environ["NBTRACKER_QUIET"] = quiet
     return time.perf_counter() - t, run.dir
+
+
+_FINISH = """
+import os, resource, sys, time
+import nbtracker
+n = int(sys.argv[1])
+run = nbtracker.init(project="finish", dir=sys.argv[2])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for i in range(n):
+    run.log({"loss": 0.25 * i, "acc": 0.875, "lr": 0.001, "grad_norm": 1.5})
+run.flush()
+os.sync()            # finish() fsyncs; what was written before is not finish's own cost
+t = time.perf_counter()
+run.finish()
+took = time.perf_counter() - t
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(took, grown * 1024)
+"""
+
+
+def bench_finish(tmp: Path, small: int, big: int) -> list[dict]:
+    """finish() with the text view on, at ``small`` and ``big`` rows, each in a fresh process;
+    and how much the peak RSS grew from init to the end of finish at ``big`` rows."""
+    out = {}
+    for n in (small, big):
+        env = {**os.environ, "NBTRACKER_QUIET": "0"}
+        done = subprocess.run([sys.executable, "-c", _FINISH, str(n), str(tmp / f"finish-{n}")], env=env,
+                              capture_output=True, text=True, check=True)
+        took, grown = map(float, done.stdout.split())
+        assert f"finished, {n} rows" in done.stderr, done.stderr[-500:]
+        out[n] = (took, grown)
+    return [
+        dict(name=f"finish() at {big:,} vs {small:,} rows", unit="ms", baseline=out[small][0] * 1000,
+             value=out[big][0] * 1000, ratio=out[big][0] / out[small][0], target_abs=50.0,
+             ok=out[big][0] < 0.05),
+        dict(name=f"peak RSS growth, {big:,} rows + finish", unit="MB", baseline=None,
+             value=out[big][1] / 1e6, ratio=None, target_abs=100.0, ok=out[big][1] < 100e6),
+    ]
 
 
 def bench_log(tmp: Path, n: int, repeat: int) -> list[dict]:
@@ -66,9 +114,14 @@ def bench_log(tmp: Path, n: int, repeat: int) -> list[dict]:
 
 
 def bench_import(repeat: int) -> list[dict]:
+    # With bytecode caching on, as an installed package has it (some sandboxes set
+    # PYTHONDONTWRITEBYTECODE, which makes every import compile its sources).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-c", "import nbtracker"], check=True, env=env)   # warm the cache
+
     def run(code):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True)
+        subprocess.run([sys.executable, "-c", code], check=True, env=env)
         return time.perf_counter() - t
     bare, imp = [], []
     for _ in range(repeat):
@@ -169,10 +222,13 @@ def main() -> int:
     p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args()
     q = args.quick
+    os.environ["NBTRACKER_QUIET"] = "1"   # no text view while making fixtures; the log and
+    # finish benchmarks turn it on where they measure it
     tmp = Path(tempfile.mkdtemp(prefix="nbt-bench-"))
     try:
         results = []
-        results += bench_log(tmp, 2_000 if q else 20_000, 2 if q else 7)
+        results += bench_log(tmp, 2_000 if q else 50_000, 2 if q else 7)
+        results += bench_finish(tmp, 1_000, 20_000 if q else 2_000_000)
         results += bench_import(2 if q else 15)
         results += bench_history(tmp, 2_000 if q else 20_000, 2 if q else 5, 10_000 if q else 1_000_000)
         results += bench_listing(tmp, 30 if q else 300, 100 if q else 10_000, 2 if q else 5)
@@ -186,6 +242,8 @@ def main() -> int:
             target = f"<= {r['target']}x"
         else:
             target = f"<= {r['target_abs']:.3g} {'ms extra' if 'extra' in r else r['unit']}"
+            if r["name"].startswith("finish()"):
+                target = f"< {r['target_abs']:.3g} ms"
         base = "-" if r["baseline"] is None else f"{r['baseline']:.3g} {r['unit']}"
         ratio = f"{r['ratio']:.2f}x" if r.get("ratio") else (f"+{r['extra']:.0f}ms" if "extra" in r else "-")
         print(f"{r['name']:44} {base:>12} {r['value']:>9.3g} {r['unit']:<3} {ratio:>6} {target:>10}  "

@@ -16,8 +16,8 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dir", default=os.environ.get("NBTRACKER_DIR", "nbtracker-runs"),
-                   help="run root (default: $NBTRACKER_DIR or ./nbtracker-runs)")
+    p.add_argument("--dir", default=None,
+                   help="run root (default: the usual rule; `nbtracker root` prints it)")
     p.add_argument("--output", default="quickstart.executed.ipynb",
                    help="where to save the executed notebook, outputs included")
     args = p.parse_args()
@@ -29,8 +29,9 @@ def main() -> int:
               file=sys.stderr)
         return 1
     import nbtracker
+    from nbtracker.core.paths import resolve_root
 
-    root = Path(args.dir).absolute()
+    root = resolve_root(args.dir)
     source = HERE / "quickstart.ipynb"
     nb = nbformat.read(source, as_version=4)
     env = {**os.environ, "NBTRACKER_DIR": str(root), "NBTRACKER_NOTEBOOK": str(source)}
@@ -58,7 +59,10 @@ def main() -> int:
         chart.write_bytes(base64.b64decode(charts[-1]["data"]["image/png"]))
         meta = charts[-1]["metadata"]["nbtracker"]
         print(f"its live chart (final state: {meta['status']}, step {meta['last_step']}) saved as {chart.absolute()}")
-    print("open it interactively: pip install jupyterlab && jupyter lab notebooks/quickstart.ipynb")
+    bin_dir = Path(sys.executable).parent
+    print(f"list the runs: {bin_dir / 'nbtracker'} ls   (the root: {bin_dir / 'nbtracker'} root)")
+    print(f"open it interactively: {bin_dir / 'pip'} install jupyterlab && "
+          f"{bin_dir / 'jupyter'} lab notebooks/quickstart.ipynb")
     return 0
 
 

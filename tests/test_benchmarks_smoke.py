@@ -16,7 +16,8 @@ def test_bench_core_quick_runs():
     out = subprocess.run([sys.executable, str(BENCH / "bench_core.py"), "--quick"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    for name in ("log 4 scalars", "disk per row", "import nbtracker", "history read", "runs() listing"):
+    for name in ("log 4 scalars", "disk per row", "import nbtracker", "history read", "runs() listing",
+                 "finish() at", "peak RSS growth"):
         assert name in out.stdout
 
 
@@ -25,4 +26,5 @@ def test_bench_display_quick_runs():
     out = subprocess.run([sys.executable, str(BENCH / "bench_display.py"), "--quick"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "1 kHz loop, live chart on" in out.stdout and "redraw at 100,000 points" in out.stdout
+    assert "1 kHz loop, chart on, CPU time" in out.stdout and "static redraw at 100,000 points" in out.stdout
+    assert "pace, 10 ms rows" in out.stdout and "live frame at 100,000 points" in out.stdout

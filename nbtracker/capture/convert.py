@@ -1,4 +1,4 @@
-"""Executions -> Python script and nbformat-v4 notebook text (no nbformat import needed)."""
+"""Executions -> Python script and nbformat-v4 notebook text (nbformat, imported on first use)."""
 
 from __future__ import annotations
 
@@ -39,30 +39,28 @@ def to_py(executions: Iterable[dict[str, Any]], title: str) -> str:
 
 
 def to_ipynb(executions: Iterable[dict[str, Any]], language_version: str) -> str:
-    """A valid nbformat 4.5 notebook: one code cell per execution, no outputs, status in metadata."""
+    """A valid nbformat 4.5 notebook: one code cell per execution, no outputs, status in metadata.
+
+    Built and validated with nbformat (imported here, off the cell's critical path: captures
+    are written by the background ticker and at finish)."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
     cells = []
     used_ids: set[str] = set()
     for i, e in enumerate(executions):
-        cell_id = _cell_id(e.get("cell_id"), i, used_ids)
-        cells.append({
-            "cell_type": "code",
-            "execution_count": e["execution_count"],
-            "id": cell_id,
-            "metadata": {"nbtracker": {"status": e.get("status", "unknown"),
-                                       "cell_id": e.get("cell_id")}},
-            "outputs": [],
-            "source": e["source"],
-        })
-    nb = {
-        "cells": cells,
-        "metadata": {
-            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-            "language_info": {"name": "python", "version": language_version},
-        },
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    return json.dumps(nb, indent=1) + "\n"
+        cell = new_code_cell(source=e["source"], execution_count=e["execution_count"],
+                             metadata={"nbtracker": {"status": e.get("status", "unknown"),
+                                                     "cell_id": e.get("cell_id")}})
+        cell["id"] = _cell_id(e.get("cell_id"), i, used_ids)
+        cells.append(cell)
+    nb = new_notebook(cells=cells, metadata={
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python", "version": language_version},
+    })
+    nb.nbformat_minor = 5
+    nbformat.validate(nb)
+    return nbformat.writes(nb) + "\n"
 
 
 def _cell_id(original: Any, index: int, used: set[str]) -> str:

@@ -20,34 +20,49 @@ from .status import STATUSES, effective_status
 _META = ("id", "name", "project", "group", "status", "start_time", "end_time", "notes")
 
 
-def _number(v: Any) -> bool:
-    return type(v) in (int, float) and math.isfinite(v)
+_NUM = (int, float)
 
 
-def _text_or_none(v: Any) -> bool:
-    return v is None or type(v) is str
+def _bad_fields(doc: dict[str, Any]) -> list[str]:
+    """Names of the fields of a run document whose type is wrong (see docs/run-directory.md).
+
+    Written out field by field: this runs for every run of every listing."""
+    g = doc.get
+    bad = []
+    for key in ("name",):
+        if key in doc and type(doc[key]) is not str:
+            bad.append(key)
+    for key in ("group", "notes"):
+        v = g(key)
+        if v is not None and type(v) is not str:
+            bad.append(key)
+    if "status" in doc and doc["status"] not in STATUSES:
+        bad.append("status")
+    for key in ("start_time", "end_time", "updated_time"):
+        v = g(key)
+        if v is not None and not (type(v) in _NUM and math.isfinite(v)):
+            bad.append(key)
+    for key in ("config", "summary"):     # JSON object keys are always strings
+        if key in doc and type(doc[key]) is not dict:
+            bad.append(key)
+    v = g("primary_metric")
+    if v is not None and not (type(v) is dict and type(v.get("name")) is str and v.get("goal") in ("min", "max")):
+        bad.append("primary_metric")
+    v = g("rows")
+    if v is not None and not (type(v) is int and v >= 0):
+        bad.append("rows")
+    for key, kinds in (("tags", (str,)), ("summary_manual", (str,)), ("resumes", _NUM)):
+        v = g(key)
+        if v is not None and not (type(v) is list and all(type(t) in kinds for t in v)):
+            bad.append(key)
+    v = g("error")
+    if v is not None and not (type(v) is dict and type(v.get("type")) is str and type(v.get("message")) is str):
+        bad.append("error")
+    return bad
 
 
-#: Field -> (check, replacement when the check fails). Every reader goes through this.
-_FIELDS: dict[str, tuple[Any, Any]] = {
-    "name": (lambda v: type(v) is str, None),
-    "group": (_text_or_none, None),
-    "notes": (_text_or_none, None),
-    "status": (lambda v: v in STATUSES, None),
-    "start_time": (lambda v: v is None or _number(v), None),
-    "end_time": (lambda v: v is None or _number(v), None),
-    "updated_time": (lambda v: v is None or _number(v), None),
-    "config": (lambda v: type(v) is dict, {}),
-    "summary": (lambda v: type(v) is dict and all(type(k) is str for k in v), {}),
-    "summary_manual": (lambda v: type(v) is list and all(type(k) is str for k in v), []),
-    "primary_metric": (lambda v: v is None or (type(v) is dict and type(v.get("name")) is str
-                                                 and v.get("goal") in ("min", "max")), None),
-    "rows": (lambda v: type(v) is int and v >= 0, 0),
-    "tags": (lambda v: type(v) is list and all(type(t) is str for t in v), []),
-    "resumes": (lambda v: type(v) is list and all(_number(t) for t in v), []),
-    "error": (lambda v: v is None or (type(v) is dict and type(v.get("type")) is str
-                                      and type(v.get("message")) is str), None),
-}
+_EMPTY: dict[str, Any] = {"config": dict, "summary": dict, "summary_manual": list, "tags": list,
+                          "resumes": list, "rows": int}
 
 
 def validate_doc(run_dir: Path, doc: Any) -> tuple[dict[str, Any], list[str]]:
@@ -56,18 +71,22 @@ def validate_doc(run_dir: Path, doc: Any) -> tuple[dict[str, Any], list[str]]:
     if type(doc) is not dict:
         raise UnreadableRunError(f"{run_dir / RUN_FILE} is not a run document "
                                  f"(a JSON {type(doc).__name__}, expected an object)")
+    problems = _bad_fields(doc)
+    ident = type(doc.get("id")) is str and doc["id"] and type(doc.get("project")) is str and doc["project"]
+    if not problems and ident and type(doc.get("name")) is str:
+        return doc, problems            # the common case: nothing to copy
     doc = dict(doc)
-    problems = []
     for key in ("id", "project"):
         if type(doc.get(key)) is not str or not doc[key]:
             if key in doc:
                 problems.append(key)
             doc[key] = run_dir.name if key == "id" else run_dir.parent.name
-    for key, (ok, empty) in _FIELDS.items():
-        if key in doc and not ok(doc[key]):
-            problems.append(key)
-            doc[key] = empty() if callable(empty) else (type(empty)() if empty is not None else None)
-    if doc.get("name") is None:
+    for key in problems:
+        if key in _EMPTY:
+            doc[key] = _EMPTY[key]()
+        elif key not in ("id", "project"):
+            doc[key] = None
+    if type(doc.get("name")) is not str:
         doc["name"] = doc["id"]
     return doc, problems
 
@@ -101,9 +120,10 @@ class RunView:
     ``status`` is the effective status: a run whose writer died reads as ``"crashed"``.
     """
 
-    def __init__(self, path: Path, doc: Mapping[str, Any]) -> None:
+    def __init__(self, path: Path, doc: Mapping[str, Any], validated: bool = False) -> None:
         self.dir = path
-        doc, _ = validate_doc(path, doc)
+        if not validated:
+            doc, _ = validate_doc(path, doc)
         self.status: str = effective_status(path, doc.get("status"))
         if self.status == "crashed" and doc.get("status") == "running":
             # The writer may have finished between our read of run.json and the lock probe:
@@ -121,7 +141,7 @@ class RunView:
     def open(cls, path: str | os.PathLike[str]) -> "RunView":
         """The run in ``path``; ``RunNotFoundError`` or ``UnreadableRunError`` if there is none."""
         path = Path(path)
-        return cls(path, read_run_doc(path))
+        return cls(path, read_run_doc(path), validated=True)
 
     def __getattr__(self, name: str) -> Any:
         doc = self.__dict__.get("_doc", {})
@@ -301,7 +321,7 @@ def runs(project: str | None = None, dir: str | os.PathLike[str] | None = None, 
             continue
         if problems:
             damaged.append(f"{run_dir.parent.name}/{run_dir.name} ({', '.join(problems)})")
-        view = RunView(run_dir, doc)
+        view = RunView(run_dir, doc, validated=True)
         if _matches(view, tags, status, config):
             found.append(view)
     if unreadable or damaged:

@@ -66,12 +66,12 @@ def render_png(chart: Chart) -> bytes:
     return Renderer().png(chart)
 
 
-#: Live frames leave room to grow, so most frames reuse the drawn axes: x by this factor of
-#: the data's span, y by this share of the span on each side.
+#: Live frames leave room to grow, so most frames reuse the drawn axes: x to this factor of
+#: the data's span; y by the span on the side that grew, this share of it on the other.
 X_HEADROOM = 2.0
-Y_HEADROOM = 0.35
-#: A live panel whose data fills less than this share of its y range is re-tightened.
-Y_REFIT = 0.4
+Y_HEADROOM = 0.1
+#: A live panel whose data fills less than this share of its y range is refit.
+Y_REFIT = 0.25
 
 
 class Renderer:
@@ -148,8 +148,13 @@ def _pad(lo: float, hi: float, share: float, log: bool) -> tuple[float, float]:
 
 
 def _limits(panel: Panel, log: bool, live: bool, old: Any) -> Any:
-    """((x0, x1), (y0, y1)) of a panel: tight with matplotlib's 5% margins for a static frame;
-    for a live frame the old limits while the data fits them, else new ones with headroom."""
+    """((x0, x1), (y0, y1)) of a panel: tight with matplotlib's 5% margins for a static frame.
+
+    A live frame keeps the old limits while the data fits them. An axis the data outgrew gets
+    room to grow again: x to ``X_HEADROOM`` times the data's span, y by the data's span on the
+    side it grew (``Y_HEADROOM`` of it on the other), so a steadily growing metric costs a full
+    redraw only each time it doubles. A y range the data fills less than ``Y_REFIT`` of is refit.
+    """
     xs = _span([ln.x for ln in panel.lines], False)
     ys = _span([ln.y for ln in panel.lines], log)
     if xs is None or ys is None:
@@ -159,17 +164,26 @@ def _limits(panel: Panel, log: bool, live: bool, old: Any) -> Any:
     tight = (_pad(*xs, 0.05, False), _pad(*ys, 0.05, log))
     if not live:
         return tight
-    if old is not None:
-        (x0, x1), (y0, y1) = old
-        fits = x0 <= xs[0] and xs[1] <= x1 and y0 <= ys[0] and ys[1] <= y1
-        if log:
-            filled = (math.log10(ys[1]) - math.log10(ys[0])) / max(1e-12, math.log10(y1) - math.log10(y0))
+    (x0, x1), (y0, y1) = old if old is not None else ((math.inf, -math.inf), (math.inf, -math.inf))
+    if not (x0 <= xs[0] and xs[1] <= x1):
+        # the first frames of a run see the x range grow fastest (relative to it): more room
+        factor = X_HEADROOM * 2 if old is None else X_HEADROOM
+        grown = xs[0] + (xs[1] - xs[0]) * factor if xs[1] > xs[0] else tight[0][1]
+        x0, x1 = tight[0][0], max(grown, tight[0][1])
+    f = math.log10 if log else float
+    lo, hi = f(ys[0]), f(ys[1])
+    fits = y0 <= ys[0] and ys[1] <= y1
+    filled = (hi - lo) / max(1e-300, f(y1) - f(y0)) if fits else 0.0
+    if not fits or (filled < Y_REFIT and hi > lo):
+        span = (hi - lo) or (abs(hi) * 0.05 or 0.5)
+        if old is None:        # which way will it grow? A span both ways to start with
+            below = above = span
         else:
-            filled = (ys[1] - ys[0]) / max(1e-300, y1 - y0)
-        if fits and (filled >= Y_REFIT or ys[0] == ys[1]):
-            return old
-    x1 = xs[0] + (xs[1] - xs[0]) * X_HEADROOM if xs[1] > xs[0] else tight[0][1]
-    return (tight[0][0], max(x1, tight[0][1])), _pad(*ys, Y_HEADROOM, log)
+            below = span if ys[0] < y0 else span * Y_HEADROOM
+            above = span if ys[1] > y1 else span * Y_HEADROOM
+        a, b = lo - below, hi + above
+        y0, y1 = (10 ** a, 10 ** b) if log else (a, b)
+    return (x0, x1), (y0, y1)
 
 
 def _draw_data(art: dict[str, Any], panel: Panel) -> None:
@@ -255,7 +269,9 @@ def _draw_panel(ax: Any, panel: Panel, chart: Chart) -> dict[str, Any]:
     title = f"{panel.group}/{panel.title}" if panel.group else panel.title
     if chart.log_y and not log:
         title += "  (linear: values <= 0)"   # say why this panel ignores log y
-    ax.set_title(title, fontsize=9, loc="left")
+    # Fixed positions (y=, label coords): matplotlib otherwise measures every tick label on each
+    # draw to place titles and axis labels, a third of a full redraw.
+    ax.set_title(title, fontsize=9, loc="left", y=1.0, pad=4)
     ax.tick_params(labelsize=7)
     ax.grid(True, alpha=0.25, linewidth=0.6)
     lines = []
@@ -270,7 +286,7 @@ def _draw_panel(ax: Any, panel: Panel, chart: Chart) -> dict[str, Any]:
         bx, by, label = panel.best
         (best,) = ax.plot([bx], [by], marker="*", color=BEST, markersize=10, linestyle="none",
                           zorder=5, animated=True)
-        best_title = ax.set_title(label, fontsize=8, loc="right", color=BEST)
+        best_title = ax.set_title(label, fontsize=8, loc="right", color=BEST, y=1.0, pad=4)
         best_title.set_animated(True)
     if log:
         ax.set_yscale("log")
@@ -281,6 +297,8 @@ def _draw_panel(ax: Any, panel: Panel, chart: Chart) -> dict[str, Any]:
     if panel.legend and len(panel.lines) > 1:
         ax.legend(handles=lines, fontsize=7, loc="upper right", frameon=False)
     ax.set_xlabel(chart.xlabel, fontsize=7)
+    ax.xaxis.set_label_coords(0.5, -0.2)
+    ax.yaxis.set_label_coords(-0.15, 0.5)
     return {"ax": ax, "lines": lines, "best": best, "best_title": best_title, "log": log}
 
 

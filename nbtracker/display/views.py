@@ -35,7 +35,7 @@ from .text import format_view, sparkline
 #: Drawing may use this share of the time on average (a token bucket: each draw's CPU time is
 #: paid from a credit that refills at this rate, up to ``CREDIT``).
 BUDGET = 0.04
-CREDIT = 0.25
+CREDIT = 0.4
 #: And never more often than this (seconds).
 MIN_INTERVAL = 0.5
 #: The ticker draws a view whose rows stopped arriving this long ago (seconds).
@@ -58,6 +58,7 @@ class View:
         self.draw_seconds = 0.0        # wall time spent drawing them
         self.draw_cpu = 0.0            # their CPU time (what the budget counts)
         self.max_cost = 0.0            # the most CPU time one frame took
+        self.frame_times: list[float] = []   # monotonic times of the last frames (benchmarks)
         self.last_row = 0.0            # monotonic time of the last row seen by the log event
         self.mode: str | None = None   # what the outputs carry: "live" (widget), "static", None (not shown)
         self._lock = threading.RLock()
@@ -267,6 +268,8 @@ class View:
             self.draw_seconds += time.perf_counter() - wall
             self.draw_cpu += cost
             self.max_cost = max(self.max_cost, cost)
+            self.frame_times.append(time.monotonic())
+            del self.frame_times[:-1000]
             self._credit -= cost
             self._next = time.monotonic() + MIN_INTERVAL
         finally:

@@ -162,6 +162,10 @@ def test_a_forked_child_does_not_hold_the_lock_of_a_killed_parent(run_root):
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         assert os.path.exists(f"/proc/{child}")                    # the child lives on
+        # the child closes its copy of the lock as soon as it runs after the fork
+        deadline = time.monotonic() + 10
+        while nbtracker.load(run_id).status != "crashed" and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert nbtracker.load(run_id).status == "crashed"
         resumed = nbtracker.init(resume=run_id)                    # not refused
         resumed.finish()
