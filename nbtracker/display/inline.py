@@ -9,7 +9,6 @@ Nothing here is imported by ``import nbtracker``.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from typing import Any, Sequence
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -160,7 +160,7 @@ def stat(s: Series) -> Stat:
         return float(values[-1]), [], None, None
     n = len(finite)
     buckets = min(WIDTH, n)
-    edges = np.arange(buckets) * n // buckets          # the same buckets as text.stat_of
+    edges = np.arange(buckets) * n // buckets          # the same buckets as text.bucket_means
     sizes = np.diff(np.append(edges, n))
     means = (np.add.reduceat(finite, edges) / sizes).tolist()
     return float(values[-1]), means, float(finite.min()), float(finite.max())

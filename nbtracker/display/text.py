@@ -131,54 +131,28 @@ WIDTH = 24
 MAX_METRICS = 12
 
 
+def bucket_means(values: list[float], width: int = WIDTH) -> list[float]:
+    """The means of at most ``width`` consecutive, nearly equal buckets of ``values``."""
+    n = len(values)
+    buckets = min(width, n)
+    return [math.fsum(values[b * n // buckets:(b + 1) * n // buckets]) / ((b + 1) * n // buckets - b * n // buckets)
+            for b in range(buckets)]
+
+
 def sparkline(values: list[float], width: int = WIDTH) -> str:
     """``values`` as block characters, one per bucket of points (bucket mean); NaN/inf skipped."""
     finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
     if not finite:
         return ""
-    n = len(finite)
-    buckets = min(width, n)
-    means = []
-    for b in range(buckets):
-        chunk = finite[b * n // buckets:(b + 1) * n // buckets]
-        means.append(sum(chunk) / len(chunk))
+    means = bucket_means(finite, width)
     lo, hi = min(means), max(means)
     if hi == lo:
-        return BLOCKS[3] * buckets
+        return BLOCKS[3] * len(means)
     return "".join(BLOCKS[min(7, int((m - lo) / (hi - lo) * 8))] for m in means)
-
-
-def _series_of(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {}
-    for row in rows:
-        for k, v in row.items():
-            if k[:1] != "_" and type(v) in (int, float):
-                out.setdefault(k, []).append(v)
-    return out
 
 
 #: Per metric: (last value, up to WIDTH bucket means of the finite values, min, max).
 Stat = tuple[float, list[float], Any, Any]
-
-
-def stat_of(values: list[float]) -> Stat:
-    finite = [v for v in values if math.isfinite(v)]
-    n = len(finite)
-    buckets = min(WIDTH, n)
-    means = []
-    for b in range(buckets):
-        chunk = finite[b * n // buckets:(b + 1) * n // buckets]
-        means.append(sum(chunk) / len(chunk))
-    return values[-1], means, (min(finite) if finite else None), (max(finite) if finite else None)
-
-
-def text_view(run: Any, rows: list[Mapping[str, Any]]) -> str:
-    """A few lines: the run, then per metric its last value, sparkline and min/max or best.
-
-    ``run`` is a ``Run`` or a ``RunView`` (anything with name, id, status, primary_metric,
-    summary, start_time); ``rows`` its metric rows in order.
-    """
-    return format_view(run, len(rows), {k: stat_of(v) for k, v in _series_of(rows).items()})
 
 
 def format_view(run: Any, rows: int, stats: Mapping[str, Stat]) -> str:
@@ -301,9 +275,6 @@ class _Running:
 
     def stat(self) -> Stat:
         parts = self.buckets + ([(self.psum, self.pcount)] if self.pcount else [])
-        means = [s / c for s, c in parts]
-        if len(means) > WIDTH:   # equal-sized buckets (but the last): the mean of means is the mean
-            n = len(means)
-            means = [sum(means[b * n // WIDTH:(b + 1) * n // WIDTH]) / len(means[b * n // WIDTH:(b + 1) * n // WIDTH])
-                     for b in range(WIDTH)]
+        # equal-sized buckets (but the last): the mean of their means is the mean of the values
+        means = bucket_means([s / c for s, c in parts])
         return self.last, means, self.lo, self.hi

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -27,7 +26,7 @@ def _python(code: str, run_root, timeout: float = 60, **env: str) -> subprocess.
 # -- item 9: a full disk must not duplicate rows ------------------------------------------------
 def test_a_write_cut_short_by_the_file_size_limit_leaves_every_row_once(run_root):
     """RLIMIT_FSIZE makes write() stop part-way, as a full disk does; rows were written twice."""
-    done = _python(f"""
+    done = _python("""
         import resource, signal, nbtracker
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)      # EFBIG instead of a killed process
         run = nbtracker.init(project="full")
@@ -36,7 +35,7 @@ def test_a_write_cut_short_by_the_file_size_limit_leaves_every_row_once(run_root
         resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, resource.RLIM_INFINITY))
         failures = 0
         for i in range(6279):
-            run.log({{"loss": i * 0.5, "tag": "x" * 10}})
+            run.log({"loss": i * 0.5, "tag": "x" * 10})
             if i % 500 == 499:
                 try:
                     run.flush(summary=False)
