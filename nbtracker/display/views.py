@@ -69,6 +69,7 @@ class View:
         self._static_key: Any = None   # what the last static bundle sent showed
         self._png_key: Any = None
         self._png: bytes | None = None
+        self._last_static: Any = None  # (data, metadata, png) of the last static bundle sent
         self._renderer = Renderer()
         self._cells: set[Any] = set()  # cells with an output of this view (one per cell)
         self.widget: Any = None
@@ -132,6 +133,8 @@ class View:
                     "version_major": 2, "version_minor": 0, "model_id": widget.model_id}
             meta = {"image/png": {"width": _png_width(png)}, "nbtracker": self.meta()}
             self._static_key = self._state()
+            if not live:
+                self._last_static = (data, meta, png)
             return data, meta
 
     def meta(self) -> dict[str, Any]:
@@ -176,7 +179,11 @@ class View:
             return True
 
     def go_live(self) -> bool:
-        """Give the outputs their widget back (rows arrive again after a cell ended)."""
+        """Give the outputs their widget back (rows arrive again after a cell ended).
+
+        Runs inside the first ``run.log`` of a cell, so it draws nothing: the widget shows the
+        static picture sent at the end of the last cell, and the throttle draws the next frame.
+        """
         if self.mode != "static" or not self.use_widgets or not self.changing:
             return False
         with self._lock:
@@ -184,7 +191,13 @@ class View:
                 return False
             from IPython.display import update_display
 
-            data, meta = self.bundle(live=True)
+            if self._last_static is None or self.widget is None or self._image is None:
+                data, meta = self.bundle(live=True)
+            else:
+                static, meta, png = self._last_static
+                self._image.value = png
+                data = {**static, "application/vnd.jupyter.widget-view+json": {
+                    "version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}}
             update_display(data, metadata=meta, raw=True, display_id=self.display_id)
             self.mode = "live"
             self._next = time.monotonic() + MIN_INTERVAL
