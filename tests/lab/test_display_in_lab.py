@@ -133,3 +133,43 @@ def test_saved_notebook_reopened_without_a_kernel_shows_every_output(lab, page):
     table.locator("th", has_text="steps").click()
     assert "▲" in table.locator("th", has_text="steps").inner_text()    # trusted: still sorts
     page.screenshot(path=str(artifacts() / "reopened-without-kernel.png"), full_page=True)
+
+
+def test_notebook7_saved_and_reopened_shows_every_output(lab, page):
+    """The same in Notebook 7: Run All from the menu, save, shut the kernel down, reload."""
+    base, work, runs = lab
+    cells = [c.replace("range(1100)", "range(60)").replace("project='b'", "project='nb7'") for c in CELLS]
+    write_notebook(work / "nb7.ipynb", cells)
+    page.goto(f"{base}/notebooks/nb7.ipynb?token={TOKEN}")
+    page.wait_for_function(
+        """() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+           return !!(w && w.context && w.context.isReady && w.sessionContext.session
+             && w.sessionContext.session.kernel && w.sessionContext.session.kernel.status === 'idle'); }""",
+        timeout=90_000)
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").click()
+    page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " return w.content.widgets.every(c => c.model.type !== 'code' || c.model.executionCount !== null)"
+        " && w.sessionContext.session.kernel.status === 'idle'; }", timeout=90_000)
+    time.sleep(1.0)
+    page.keyboard.press("Control+s")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000)
+    page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").click()
+    page.locator(".lm-Menu-itemLabel").get_by_text("Shut Down Kernel", exact=True).click()
+    time.sleep(2.0)
+    page.reload()
+    page.locator(".jp-Notebook .jp-Cell").nth(4).wait_for()
+    page.locator(".nbtracker-runs table.nbtracker-table").wait_for()
+    time.sleep(1.0)
+    text = " ".join(page.locator(".jp-OutputArea-output").all_inner_texts())
+    assert "Error displaying widget" not in text and "model not found" not in text
+    for index in (0, 2, 4):
+        images = cell_images(page, index)
+        assert images.count() >= 1, f"cell {index} shows no chart after reopening in Notebook 7"
+        assert all(images.nth(i).evaluate("e => e.complete && e.naturalWidth > 0")
+                   for i in range(images.count()))
+    table = page.locator(".nbtracker-runs table.nbtracker-table")
+    table.locator("th", has_text="steps").click()
+    assert "▲" in table.locator("th", has_text="steps").inner_text()
+    page.screenshot(path=str(artifacts() / "notebook7-reopened.png"), full_page=True)
