@@ -138,8 +138,13 @@ class View:
             return data, meta
 
     def meta(self) -> dict[str, Any]:
-        return {"kind": self.kind, "runs": [s.id for s in self.sources],
+        return {"kind": self.kind, "runs": [s.id for s in self.sources], "options": self._options_meta(),
                 "rows": self.rows(), "last_step": [s.last_step for s in self.sources]}
+
+    def _options_meta(self) -> dict[str, Any]:
+        o = self.options
+        return {"metrics": list(o.metrics) if o.metrics else None, "x": o.x, "log_y": o.log_y,
+                "smoothing": o.smoothing}
 
     def alt(self) -> str:
         return "nbtracker chart"
@@ -365,7 +370,7 @@ class LiveView(View):
     def meta(self) -> dict[str, Any]:
         src = self.sources[0]
         return {"kind": "live", "run": src.id, "status": self.run.status, "rows": src.rows,
-                "last_step": src.last_step}
+                "last_step": src.last_step, "options": self._options_meta()}
 
 
 class CompareView(View):

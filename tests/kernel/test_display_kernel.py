@@ -181,6 +181,9 @@ def test_live_charts_notebook_runs_and_shows_every_view(tmp_path, run_root):
     for cell in code[6:8]:                                   # compare(), then the magic
         (out,) = outputs(cell, "image/png")
         assert WIDGET not in out["data"] and len(out["metadata"]["nbtracker"]["runs"]) == 3
+    # hardening item 3: `%nbtracker compare ... --log` is drawn (and saved) with log y
+    assert outputs(code[6], "image/png")[0]["metadata"]["nbtracker"]["options"]["log_y"] is False
+    assert outputs(code[7], "image/png")[0]["metadata"]["nbtracker"]["options"]["log_y"] is True
 
 
 def test_a_sweep_in_one_cell_gets_three_charts_and_a_note(tmp_path, run_root):
