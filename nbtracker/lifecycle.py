@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import errno
 import os
 import shutil
 import sys
@@ -15,7 +16,7 @@ from . import run as registry
 from .core import events, names, ticker
 from .core.errors import InvalidKeyError, InvalidValueError, RunActiveError, RunNotFoundError, StorageError
 from .core.files import read_jsonl
-from .core.paths import METRICS_FILE, check_project, new_run_id, resolve_root
+from .core.paths import LOCK_FILE, METRICS_FILE, check_project, new_run_id, resolve_root
 from .core.query import find_run_dir, read_run_doc
 from .core.status import WriterLock, beat
 from .core.values import check_key
@@ -159,9 +160,13 @@ def _reopen(run_dir: Path, name: str | None, config: dict[str, Any] | None,
             pm: dict[str, str] | None) -> Run:
     try:
         lock = WriterLock(run_dir)
-    except OSError:
-        raise RunActiveError(f"run {run_dir.name} is open in another process; finish it there "
-                             "(or wait for that process to end) before resuming") from None
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES) and (run_dir / LOCK_FILE).is_file() \
+                and not (run_dir / LOCK_FILE).is_symlink() and e.filename is None:
+            raise RunActiveError(f"run {run_dir.name} is open in another process; finish it there "
+                                 "(or wait for that process to end) before resuming") from None
+        raise StorageError(f"cannot take the writer lock of {run_dir}: {e.strerror or e}"
+                           + (" (.lock is a symlink: refused)" if (run_dir / LOCK_FILE).is_symlink() else "")) from e
     try:
         doc = read_run_doc(run_dir)
         _clean_temp_files(run_dir)

@@ -271,7 +271,7 @@ def test_planted_symlinks_are_not_followed_on_resume(run_root, tmp_path):
     for name in ("heartbeat", ".lock"):
         (run.dir / name).unlink()
         (run.dir / name).symlink_to(outside / name)
-    with pytest.raises(nbtracker.NbtrackerError):
+    with pytest.raises(nbtracker.StorageError, match="symlink: refused"):
         nbtracker.init(resume=run.id)
     assert list(outside.iterdir()) == []          # nothing created or touched outside the root
     assert nbtracker.current_run() is None
