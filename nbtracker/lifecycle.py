@@ -77,9 +77,10 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
             raise RunNotFoundError(f"cannot resume: {e} (resume= takes a run id, a unique id prefix, "
                                    "a unique name or a run directory)") from None
     prev = registry._active
-    for other in list(registry._open.values()):   # resuming a run this process has open: close it first
-        if target is not None and other.dir.resolve() == target.resolve():
-            other.finish()
+    if target is not None:   # resuming a run this process has open: close it first
+        for other in list(registry._open.values()):
+            if other.dir.resolve() == target.resolve():
+                other.finish()
     if target is not None:
         run = _reopen(target, name, clean, tags_list, notes, group, pm)
     else:

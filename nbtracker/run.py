@@ -24,7 +24,7 @@ from .core.paths import (
     RUN_FILE,
 )
 from .core.status import HEARTBEAT_EVERY, WriterLock, beat
-from .core.values import INT_LIMIT, check_chart_options, check_key, coerce_value, flatten_into
+from .core.values import INT_LIMIT, check_chart_options, check_key, coerce_value, flatten_into, valid_text
 from .mappings import Config, Summary
 
 FORMAT_VERSION = 1
@@ -407,11 +407,9 @@ def check_text(value: Any, what: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidValueError(f"{what} must be a string or None, not {type(value).__name__}")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
+    if not valid_text(value):
         raise InvalidValueError(f"{what} {value!r} is not valid Unicode text (a lone surrogate); "
-                                "decode it properly first") from None
+                                "decode it properly first")
     return value
 
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from .errors import InvalidKeyError
+from .values import valid_text
 
 ENV_DIR = "NBTRACKER_DIR"
 #: Default root, relative to the current directory. The hyphen keeps it from shadowing the package.
@@ -107,12 +108,9 @@ def check_project(project: str | None) -> str:
     if not isinstance(project, str):
         raise InvalidKeyError(f"project must be a string, got {type(project).__name__}")
     bad = sorted({c for c in project if c in _BAD_NAME_CHARS})
-    try:
-        size = len(project.encode("utf-8"))
-    except UnicodeEncodeError:   # a lone surrogate (text decoded with surrogateescape)
-        size = -1
-    if (not project.strip() or project.startswith(".") or bad or len(project) > 100 or size < 0
-            or size > MAX_NAME_BYTES or project != project.strip()):
+    if (not project.strip() or project.startswith(".") or bad or len(project) > 100
+            or not valid_text(project) or len(project.encode("utf-8")) > MAX_NAME_BYTES
+            or project != project.strip()):
         raise InvalidKeyError(
             f"project name {project!r} is not usable as a folder name: use 1-100 characters "
             f"(at most {MAX_NAME_BYTES} bytes in UTF-8), no leading dot or surrounding spaces, "

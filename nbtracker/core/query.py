@@ -29,9 +29,8 @@ def _bad_fields(doc: dict[str, Any]) -> list[str]:
     Written out field by field: this runs for every run of every listing."""
     g = doc.get
     bad = []
-    for key in ("name",):
-        if key in doc and type(doc[key]) is not str:
-            bad.append(key)
+    if "name" in doc and type(doc["name"]) is not str:
+        bad.append("name")
     for key in ("group", "notes"):
         v = g(key)
         if v is not None and type(v) is not str:
@@ -69,8 +68,7 @@ def validate_doc(run_dir: Path, doc: Any) -> tuple[dict[str, Any], list[str]]:
     """Return ``(doc, problems)``: ``run.json`` with every wrongly typed field replaced by its
     empty value (named in ``problems``). Raises ``UnreadableRunError`` if it is not an object."""
     if type(doc) is not dict:
-        raise UnreadableRunError(f"{run_dir / RUN_FILE} is not a run document "
-                                 f"(a JSON {type(doc).__name__}, expected an object)")
+        raise _unreadable(run_dir, f"is not a run document (a JSON {type(doc).__name__}, expected an object)")
     problems = _bad_fields(doc)
     ident = type(doc.get("id")) is str and doc["id"] and type(doc.get("project")) is str and doc["project"]
     if not problems and ident and type(doc.get("name")) is str:
@@ -91,21 +89,33 @@ def validate_doc(run_dir: Path, doc: Any) -> tuple[dict[str, Any], list[str]]:
     return doc, problems
 
 
-def read_run_doc(run_dir: Path, warn: bool = True) -> dict[str, Any]:
-    """``run.json`` of ``run_dir``, validated (see ``validate_doc``); wrongly typed fields are
-    reported in one warning. Raises ``RunNotFoundError`` (no file) or ``UnreadableRunError``."""
+def _unreadable(run_dir: Path, reason: str) -> UnreadableRunError:
+    error = UnreadableRunError(f"{run_dir / RUN_FILE} {reason}")
+    error.reason = f"{RUN_FILE} {reason}"  # type: ignore[attr-defined]  # for listings
+    return error
+
+
+def _load_doc(run_dir: Path) -> tuple[dict[str, Any], list[str]]:
+    """``validate_doc`` of ``run_dir``'s run.json. Raises ``RunNotFoundError`` (no file, e.g. a
+    run being created) or ``UnreadableRunError`` (not UTF-8, not JSON, not an object)."""
     try:
         raw = read_json(run_dir / RUN_FILE)
     except FileNotFoundError:
         raise RunNotFoundError(f"{run_dir} is not a run directory (no {RUN_FILE})") from None
     except UnicodeDecodeError as e:
-        raise UnreadableRunError(f"{run_dir / RUN_FILE} is not UTF-8 text ({e.reason})") from None
+        raise _unreadable(run_dir, f"is not UTF-8 text ({e.reason})") from None
     except ValueError as e:
-        raise UnreadableRunError(f"{run_dir / RUN_FILE} is not valid JSON ({e}); it may have been "
-                                 "truncated or edited by hand") from None
+        raise _unreadable(run_dir, f"is not readable JSON ({e}); it may have been truncated "
+                                   "or edited by hand") from None
     except OSError as e:
-        raise UnreadableRunError(f"cannot read {run_dir / RUN_FILE}: {e.strerror or e}") from None
-    doc, problems = validate_doc(run_dir, raw)
+        raise _unreadable(run_dir, f"cannot be read ({e.strerror or e})") from None
+    return validate_doc(run_dir, raw)
+
+
+def read_run_doc(run_dir: Path, warn: bool = True) -> dict[str, Any]:
+    """``run.json`` of ``run_dir``, validated (see ``validate_doc``); wrongly typed fields are
+    reported in one warning. Raises ``RunNotFoundError`` (no file) or ``UnreadableRunError``."""
+    doc, problems = _load_doc(run_dir)
     if problems and warn:
         warnings.warn(f"{run_dir / RUN_FILE}: ignored wrongly typed field(s) {', '.join(problems)}",
                       NbtrackerWarning, stacklevel=3)
@@ -306,18 +316,11 @@ def runs(project: str | None = None, dir: str | os.PathLike[str] | None = None, 
     damaged: list[str] = []
     for run_dir in _run_dirs(root, project):
         try:
-            raw = read_json(run_dir / RUN_FILE)
-        except FileNotFoundError:
+            doc, problems = _load_doc(run_dir)
+        except RunNotFoundError:
             continue  # being created, or not a run
-        except (OSError, ValueError) as e:
-            if _being_created(run_dir):
-                continue
-            unreadable.append((run_dir, f"run.json is not readable JSON ({type(e).__name__})"))
-            continue
-        try:
-            doc, problems = validate_doc(run_dir, raw)
-        except UnreadableRunError:
-            unreadable.append((run_dir, f"run.json holds a JSON {type(raw).__name__}, not a run document"))
+        except UnreadableRunError as e:
+            unreadable.append((run_dir, e.reason))  # type: ignore[attr-defined]
             continue
         if problems:
             damaged.append(f"{run_dir.parent.name}/{run_dir.name} ({', '.join(problems)})")
@@ -332,12 +335,6 @@ def runs(project: str | None = None, dir: str | os.PathLike[str] | None = None, 
         warnings.warn(f"under {root}: " + "; ".join(parts), NbtrackerWarning, stacklevel=2)
     found.sort(key=lambda r: r._doc.get("start_time") or 0, reverse=True)
     return RunList(found, unreadable)
-
-
-def _being_created(run_dir: Path) -> bool:
-    """A run.json that fails to parse right after creation is a writer mid-write only if it is
-    not there yet; run.json is replaced atomically, so a broken one is really broken."""
-    return not (run_dir / RUN_FILE).exists()
 
 
 def load(run: str | os.PathLike[str], dir: str | os.PathLike[str] | None = None,

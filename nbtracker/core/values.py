@@ -103,7 +103,7 @@ def jsonable(value: Any, where: str, depth: int = 0) -> Any:
     if t is int and not -INT_LIMIT <= value <= INT_LIMIT:
         return _big_int(where, value)
     if value is None or t in (str, int, float, bool):
-        if t is str and not _encodable(value):
+        if t is str and not valid_text(value):
             warnings.warn(f"{where} holds text that is not valid Unicode (a lone surrogate); "
                           "stored with the bad characters escaped", NbtrackerWarning, stacklevel=4)
             return value.encode("utf-8", "backslashreplace").decode("utf-8")
@@ -145,7 +145,8 @@ def jsonable(value: Any, where: str, depth: int = 0) -> Any:
     return jsonable(text, where, depth)
 
 
-def _encodable(text: str) -> bool:
+def valid_text(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (no lone surrogates from ``surrogateescape`` decoding)."""
     try:
         text.encode("utf-8")
         return True

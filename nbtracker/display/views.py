@@ -66,10 +66,9 @@ class View:
         self._refilled = time.monotonic()
         self._next = 0.0               # monotonic time before which no frame is drawn
         self._drawn_rows = -1          # rows (all sources) behind the widget image
-        self._static_key: Any = None   # what the last static bundle sent showed
         self._png_key: Any = None
         self._png: bytes | None = None
-        self._last_static: Any = None  # (data, metadata, png) of the last static bundle sent
+        self._last_static: Any = None  # (state, data, metadata, png) of the last static bundle
         self._renderer = Renderer()
         self._cells: set[Any] = set()  # cells with an output of this view (one per cell)
         self.widget: Any = None
@@ -132,9 +131,8 @@ class View:
                 data["application/vnd.jupyter.widget-view+json"] = {
                     "version_major": 2, "version_minor": 0, "model_id": widget.model_id}
             meta = {"image/png": {"width": _png_width(png)}, "nbtracker": self.meta()}
-            self._static_key = self._state()
             if not live:
-                self._last_static = (data, meta, png)
+                self._last_static = (self._state(), data, meta, png)
             return data, meta
 
     def meta(self) -> dict[str, Any]:
@@ -174,7 +172,7 @@ class View:
             if self.mode is None:
                 return False
             self._digest()
-            if not force and self.mode == "static" and self._static_key == self._state():
+            if not force and self.mode == "static" and self._last_static[0] == self._state():
                 return False
             from IPython.display import update_display
 
@@ -199,7 +197,7 @@ class View:
             if self._last_static is None or self.widget is None or self._image is None:
                 data, meta = self.bundle(live=True)
             else:
-                static, meta, png = self._last_static
+                _, static, meta, png = self._last_static
                 self._image.value = png
                 data = {**static, "application/vnd.jupyter.widget-view+json": {
                     "version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}}
