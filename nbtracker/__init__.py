@@ -13,14 +13,24 @@ from .core.errors import (
     StorageError,
     UnreadableRunError,
 )
+from .assets.api import artifacts, get_artifact, get_model, models, register_model, restore
 from .core.query import RunList, RunView
+from .core.records import ArtifactVersion, Checkpoint, Model, ModelVersion
+from .core.stream import stream
+from .media import Histogram, Image, Table
 from .extension import load_ipython_extension, unload_ipython_extension
 from .run import Run, current_run, finish, log
 from .session import compare, init, load, runs
 
 __all__ = [
+    "ArtifactVersion",
+    "Checkpoint",
+    "Histogram",
+    "Image",
     "InvalidKeyError",
     "InvalidValueError",
+    "Model",
+    "ModelVersion",
     "NbtrackerError",
     "NbtrackerWarning",
     "Run",
@@ -29,15 +39,23 @@ __all__ = [
     "RunNotFoundError",
     "RunView",
     "StorageError",
+    "Table",
     "UnreadableRunError",
     "__version__",
+    "artifacts",
     "compare",
     "current_run",
     "finish",
+    "get_artifact",
+    "get_model",
     "init",
     "load",
     "load_ipython_extension",
     "log",
+    "models",
+    "register_model",
+    "restore",
     "runs",
+    "stream",
     "unload_ipython_extension",
 ]

@@ -1,4 +1,5 @@
-"""The ``nbtracker`` command: list, show, diff, export and remove runs (a thin shell over the API)."""
+"""The ``nbtracker`` command: list, show, diff, export, check out and remove runs; models,
+artifacts and the content store's gc (a thin shell over the API)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 import os
 import shutil
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 from ._version import __version__
@@ -15,6 +17,7 @@ from .core.errors import NbtrackerError
 from .core.files import read_jsonl
 from .core.paths import METRICS_FILE, find_root, resolve_root
 from .core.query import RunView, find_run_dir, runs
+from .core.records import best_checkpoint, find_checkpoint, get_model, list_artifacts, list_models
 from .display.text import flatten_config, fmt_duration, fmt_time, fmt_value, render, runs_columns, term
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -59,7 +62,28 @@ def _parser() -> Any:
                         help="csv (default) or jsonl")
     export.add_argument("--output", "-o", help="file to write (default: standard output)")
 
-    rm = sub.add_parser("rm", help="delete runs")
+    co = sub.add_parser("checkout", help="restore a run's captured code and a checkpoint's files")
+    co.add_argument("run")
+    co.add_argument("--project", "-p")
+    co.add_argument("--checkpoint", "-c", default=None, metavar="ID",
+                    help="checkpoint id or prefix, 'best' or 'latest' (default: best if the run "
+                         "has a primary metric, else latest)")
+    co.add_argument("--output", "-o", metavar="DIR", help="folder to write (default: ./checkout-<run id>)")
+
+    models = sub.add_parser("models", help="registered models and their versions")
+    models.add_argument("name", nargs="?")
+    models.add_argument("--json", action="store_true")
+
+    arts = sub.add_parser("artifacts", help="artifact versions")
+    arts.add_argument("--type")
+    arts.add_argument("--json", action="store_true")
+
+    gc = sub.add_parser("gc", help="delete stored contents no run, artifact or model uses")
+    gc.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+    gc.add_argument("--grace", type=float, default=3600.0, metavar="SECONDS",
+                    help="keep contents younger than this (default 3600: a copy may be in progress)")
+
+    rm = sub.add_parser("rm", help="delete runs (stored contents other runs use are never touched)")
     rm.add_argument("runs", nargs="+", metavar="RUN")
     rm.add_argument("--project", "-p")
     rm.add_argument("--yes", "-y", action="store_true", help="do not ask")
@@ -123,7 +147,14 @@ def cmd_ls(args: Any) -> int:
         print(f"no runs under {term(resolve_root(args.dir))}"
               + (f" in project {term(repr(args.project))}" if args.project else ""))
     else:
-        print(render(*runs_columns(found)))
+        header, rows = runs_columns(found)
+        checkpoints = [r.checkpoints for r in found]
+        if any(checkpoints):   # Keepsake's ls: how many checkpoints, and the best one
+            header += ["ckpts", "best ckpt"]
+            for row, run, cps in zip(rows, found, checkpoints):
+                best = best_checkpoint(cps, run.primary_metric)
+                row += [str(len(cps)), best.id if best else "-"]
+        print(render(header, rows))
     for path, reason in found.unreadable:
         print(f"unreadable  {term(path.parent.name)}/{term(path.name)}  {term(reason)}")
     return EXIT_OK
@@ -131,10 +162,16 @@ def cmd_ls(args: Any) -> int:
 
 def cmd_show(args: Any) -> int:
     run = _view(args.run, args)
+    folded = ("checkpoints", "media", "files", "outputs")   # listed by what they hold, below
     files = sorted(str(p.relative_to(run.dir)) for p in run.dir.rglob("*")
-                   if p.is_file() and not p.name.startswith("."))
+                   if p.is_file() and not p.name.startswith(".")
+                   and p.relative_to(run.dir).parts[0] not in folded)
+    checkpoints = run.checkpoints
     if args.json:
-        print(json.dumps({**run.as_dict(), "files": files}, indent=1))
+        print(json.dumps({**run.as_dict(), "run_files": files,
+                          "checkpoints": [c.as_dict() for c in checkpoints],
+                          "saved_files": run.files, "outputs": run.outputs, "artifacts": run.artifacts,
+                          "references": run.references, "media": len(run.media())}, indent=1))
         return EXIT_OK
     best = run.best
     t = term
@@ -155,8 +192,9 @@ def cmd_show(args: Any) -> int:
     for title, mapping in (("config", flatten_config(run.config)), ("summary", run.summary)):
         lines.append(f"{title}:" if mapping else f"{title}: (empty)")
         lines += [f"  {t(k)} = {fmt_value(v)}" for k, v in mapping.items()]
-    lines.append("files:")
+    lines.append("run files:")
     lines += [f"  {t(f)}" for f in files]
+    lines += _assets_lines(run, checkpoints)
     print("\n".join(lines))
     return EXIT_OK
 
@@ -230,7 +268,123 @@ def cmd_rm(args: Any) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"root": cmd_root, "ls": cmd_ls, "show": cmd_show, "diff": cmd_diff, "export": cmd_export, "rm": cmd_rm}
+def _assets_lines(run: RunView, checkpoints: list[Any]) -> list[str]:
+    t = term
+    lines = []
+    if checkpoints:
+        best = run.best_checkpoint()
+        lines.append(f"checkpoints: {len(checkpoints)}" + (f" (best {best.id})" if best else ""))
+        for c in checkpoints:
+            metrics = " ".join(f"{t(k)}={fmt_value(v)}" for k, v in list(c.metrics.items())[:4])
+            lines.append(f"  {'*' if best is c or (best and best.id == c.id) else ' '} {c.id}  step "
+                         f"{fmt_value(c.step)}  {metrics}  {len(c.files)} file(s), {fmt_bytes(c.size)}")
+    for title, mapping in (("saved files", run.files), ("outputs", run.outputs)):
+        if mapping:
+            lines.append(f"{title}: {len(mapping)}")
+            lines += [f"  {t(k)}  {fmt_bytes(v.get('size') or 0)}  ({t(v.get('policy', ''))})"
+                      for k, v in sorted(mapping.items())]
+    if run.artifacts:
+        lines.append("artifacts:")
+        for e in run.artifacts:
+            other = e.get("run") or e.get("producer") or {}
+            who = f" by {t(other.get('project'))}/{t(other.get('id'))}" if e.get("event") == "used_by" else ""
+            lines.append(f"  {t(e.get('event'))}  {t(e.get('artifact'))}{who}")
+    if run.references:
+        lines.append("references:")
+        for r in run.references:
+            where = r.get("uri") or r.get("path") or ""
+            fp = r.get("fingerprint")
+            lines.append(f"  {t(r.get('kind'))}  {t(r.get('name'))}  {t(where)}"
+                         + (f"  ({fp['files']} files, {fmt_bytes(fp['bytes'])})" if fp else ""))
+    media = run.media()
+    if media:
+        kinds: dict[str, int] = {}
+        for m in media:
+            kinds[m.get("_type", "?")] = kinds.get(m.get("_type", "?"), 0) + 1
+        lines.append("media: " + ", ".join(f"{n} {k}(s)" for k, n in sorted(kinds.items())))
+    return lines
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"   # pragma: no cover
+
+
+def cmd_checkout(args: Any) -> int:
+    run = _view(args.run, args)
+    out = Path(args.output or f"checkout-{run.id}")
+    if out.exists() and any(out.iterdir()):
+        raise NbtrackerError(f"{out} is not empty; choose a new folder with -o")
+    written = []
+    code = run.dir / "code"
+    if code.is_dir():
+        for p in sorted(code.rglob("*")):
+            if p.is_file() and not p.is_symlink():
+                dest = out / "code" / p.relative_to(code)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(p, dest)
+                written.append(dest)
+    cps = run.checkpoints
+    if cps:
+        ref = args.checkpoint or ("best" if run.best_checkpoint() else "latest")
+        cp = find_checkpoint(run.dir, ref)
+        cp.checkout(out)
+        print(f"checkpoint {cp.id} (step {fmt_value(cp.step)}): {len(cp.files)} file(s) -> {term(out)}")
+    elif args.checkpoint:
+        raise NbtrackerError(f"run {run.id} has no checkpoints")
+    print(f"code: {len(written)} file(s) -> {term(out / 'code')}" if written else "code: none captured")
+    return EXIT_OK
+
+
+def cmd_models(args: Any) -> int:
+    root = resolve_root(args.dir)
+    found = [get_model(root, args.name)] if args.name else list_models(root)
+    if args.json:
+        print(json.dumps([{"name": m.name, "versions": [v.as_dict() for v in m.versions]} for m in found], indent=1))
+        return EXIT_OK
+    if not found:
+        print(f"no models under {term(root)}")
+    rows = []
+    for m in found:
+        for v in m.versions:
+            s = v.source
+            what = (f"checkpoint {s.get('project')}/{s.get('run')}/{s.get('id')}" if s.get("kind") == "checkpoint"
+                    else f"artifact {s.get('ref')}")
+            rows.append([m.name, f"v{v.version}", fmt_time(v.time), what, v.notes or ""])
+    if rows:
+        print(render(["model", "version", "registered", "points at", "notes"], rows))
+    return EXIT_OK
+
+
+def cmd_artifacts(args: Any) -> int:
+    found = list_artifacts(resolve_root(args.dir), args.type)
+    if args.json:
+        print(json.dumps([a.as_dict() for a in found], indent=1))
+        return EXIT_OK
+    rows = [[a.ref, a.type or "", ", ".join(a.aliases), str(len(a.files)), fmt_bytes(a.size),
+             f"{a.run.get('project')}/{a.run.get('id')}", fmt_time(a.created_time)] for a in found]
+    print(render(["artifact", "type", "aliases", "files", "size", "run", "created"], rows) if rows
+          else f"no artifacts under {term(resolve_root(args.dir))}")
+    return EXIT_OK
+
+
+def cmd_gc(args: Any) -> int:
+    from .assets.gc import gc
+
+    report = gc(resolve_root(args.dir), dry_run=args.dry_run, grace=args.grace)
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{report['blobs']} stored contents, {report['kept']} in use or recent; {verb} "
+          f"{report['deleted']} ({fmt_bytes(report['bytes_freed'])}) and {report['leftovers']} "
+          "leftover(s) of interrupted copies")
+    return EXIT_OK
+
+
+_COMMANDS = {"root": cmd_root, "ls": cmd_ls, "show": cmd_show, "diff": cmd_diff, "export": cmd_export,
+             "rm": cmd_rm, "checkout": cmd_checkout, "models": cmd_models, "artifacts": cmd_artifacts,
+             "gc": cmd_gc}
 
 
 def _csv_cell(v: Any) -> Any:

@@ -8,11 +8,12 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .core import events, reprs, ticker
 from .core.errors import (
     InvalidKeyError,
+    NbtrackerWarning,
     InvalidValueError,
     NbtrackerError,
     RunActiveError,
@@ -25,6 +26,7 @@ from .core.paths import (
 )
 from .core.status import HEARTBEAT_EVERY, WriterLock, beat
 from .core.values import INT_LIMIT, check_chart_options, check_key, coerce_value, flatten_into, valid_text
+from .assets.methods import RunAssets
 from .mappings import Config, Summary
 
 FORMAT_VERSION = 1
@@ -35,7 +37,7 @@ _active: Run | None = None
 _open: dict[int, Run] = {}
 
 
-class Run:
+class Run(RunAssets):
     """One tracked run. Create it with :func:`nbtracker.init`, not directly.
 
     Attributes
@@ -65,6 +67,12 @@ class Run:
         self._ok_keys: set[str] = set()
         self._pending: dict[str, Any] | None = None
         self._pending_step: int | None = None
+        self._pending_media = False
+        #: Jobs of the asset and capture modules: called by the ticker (about twice a second)
+        #: and at finish, before the final write; each is guarded.
+        self._tickers: list[Callable[[], None]] = []
+        self._closers: list[Callable[[], None]] = []
+        self._parts: dict[str, Any] = {}   # per-run state of those modules, by module name
         #: Extra fields merged into every row (the Jupyter session sets ``_cell``), and the
         #: [first step, last step, rows] of the rows logged while it is set.
         self._context: dict[str, Any] = {}
@@ -150,14 +158,38 @@ class Run:
         if self._finished:
             raise RunActiveError(f"run {self.name!r} ({self.id}) is finished; start a new run "
                                  f"or reopen it with nbtracker.init(resume={self.id!r})")
+        values, media = self._values(data)
+        if step is not None:
+            step = _check_step(step)
+        if not commit:
+            self._pending = {**self._pending, **values} if self._pending else values
+            self._pending_media = self._pending_media or media
+            if step is not None:
+                self._pending_step = step
+            return
+        if self._pending is not None:
+            values = {**self._pending, **values}
+            media = media or self._pending_media
+            if step is None:
+                step = self._pending_step
+            self._pending = self._pending_step = None
+            self._pending_media = False
+        self._commit(values, step, media)
+
+    def _values(self, data: Any) -> tuple[dict[str, Any], bool]:
+        """Checked values of a ``log`` call, and whether any is a media object (Image, ...)."""
         if type(data) is not dict and not isinstance(data, Mapping):
             raise InvalidValueError(f"log() takes a dict of metric name to value, not {type(data).__name__}")
         values: dict[str, Any] = {}
+        media = False
         ok = self._ok_keys
         for k, v in data.items():
             t = type(v)
             if k in ok and (t is float or (t is int and -INT_LIMIT <= v <= INT_LIMIT)):
                 values[k] = v
+            elif getattr(t, "_nbtracker_media", False) or (t in (list, tuple) and _is_gallery(v)):
+                values[check_key(k)] = v
+                media = True
             elif isinstance(v, Mapping):
                 flatten_into(values, v, check_key(k) + "/")
             else:
@@ -165,21 +197,9 @@ class Run:
                 ok.add(k)
                 if v is not None:
                     values[k] = v
-        if step is not None:
-            step = _check_step(step)
-        if not commit:
-            self._pending = {**self._pending, **values} if self._pending else values
-            if step is not None:
-                self._pending_step = step
-            return
-        if self._pending is not None:
-            values = {**self._pending, **values}
-            if step is None:
-                step = self._pending_step
-            self._pending = self._pending_step = None
-        self._commit(values, step)
+        return values, media
 
-    def _commit(self, values: dict[str, Any], step: int | None) -> None:
+    def _commit(self, values: dict[str, Any], step: int | None, media: bool = False) -> None:
         if step is None:
             step = self._step
             if step > INT_LIMIT:
@@ -198,10 +218,16 @@ class Run:
                 span[0] = min(span[0], step)
                 span[1] = max(span[1], step)
                 span[2] += 1
+        if media:   # files are written (in the background), the row holds references
+            from .media import store_media
+
+            values, plain = store_media(self, values, step)
+        else:
+            plain = values
         row.update(values)
         self._log.append(dumps(row))
         self._rows += 1
-        self.summary.auto.update(values)
+        self.summary.auto.update(plain)
         if self._pname is not None and self._pname in values:
             self._see_best(values[self._pname], step)
         self._dirty = True
@@ -288,6 +314,8 @@ class Run:
     def _tick(self) -> None:
         if self._finished:
             return
+        for job in list(self._tickers):
+            _guarded(job, "a background job")
         if self._log.pending or self._dirty:
             self.flush()
         now = time.monotonic()
@@ -308,10 +336,13 @@ class Run:
         if status not in _END_STATUSES:
             raise InvalidKeyError(f"status must be one of {', '.join(_END_STATUSES)}, not {status!r}")
         if self._pending is not None:
-            values, step = self._pending, self._pending_step
+            values, step, media = self._pending, self._pending_step, self._pending_media
             self._pending = self._pending_step = None
-            self._commit(values, step)
+            self._pending_media = False
+            self._commit(values, step, media)
         ticker.remove(id(self))
+        while self._closers:   # console, logging, live files, system metrics: last copies, stop
+            _guarded(self._closers.pop(), "finishing")
         try:
             self._log.flush(fsync=True)
             self._doc.update(status=status, end_time=time.time())
@@ -389,6 +420,27 @@ def finish(status: str = "finished") -> None:
 
 
 # -- checks and process hooks ------------------------------------------------------------------
+def _is_gallery(items: Any) -> bool:
+    return bool(items) and all(getattr(type(i), "_nbtracker_media", False) for i in items)
+
+
+_reported: set[str] = set()
+
+
+def _guarded(job: Callable[[], None], what: str) -> None:
+    """Run one asset/capture job; a failure is reported once per kind, never raised."""
+    try:
+        job()
+    except Exception as e:  # noqa: BLE001 - a tracker job must not break the user's loop
+        kind = f"{what}: {type(e).__name__}"
+        if kind not in _reported:
+            _reported.add(kind)
+            import warnings
+
+            warnings.warn(f"nbtracker: {what} failed ({type(e).__name__}: {e}); the run goes on",
+                          NbtrackerWarning, stacklevel=2)
+
+
 def _check_step(step: Any) -> int:
     if isinstance(step, bool):
         raise InvalidValueError("step must be an integer, not a bool")

@@ -61,13 +61,50 @@ def remove_display(shell: Any = None) -> None:
         _display_installed = False
 
 
-def init(*args: Any, **kwargs: Any) -> _run.Run:
+def init(*args: Any, capture_console: bool = False, system_metrics: Any = False,
+         **kwargs: Any) -> _run.Run:
+    console, interval = _check_capture(capture_console, system_metrics)
     ensure_display()
     if not in_kernel():
         _install_text_summary()
     run = _lifecycle.init(*args, **kwargs)
     mark_kernel_run(run)
+    try:
+        if console:
+            from .capture import console as _console
+
+            _console.start(run, kernel=in_kernel())
+        if interval:
+            from .capture import system as _system
+
+            _system.start(run, interval)
+    except BaseException:
+        run.finish("failed")
+        raise
     return run
+
+
+def _check_capture(console: Any, system: Any) -> tuple[bool, float | None]:
+    """Validated ``capture_console`` and ``system_metrics`` (before any run is made)."""
+    from .core.errors import InvalidValueError, NbtrackerError
+
+    if not isinstance(console, bool):
+        raise InvalidValueError(f"capture_console must be True or False, not {console!r}")
+    if system is False or system is None:
+        return console, None
+    if system is True:
+        interval = 10.0
+    elif isinstance(system, (int, float)) and not isinstance(system, bool) and system > 0:
+        interval = float(system)
+    else:
+        raise InvalidValueError("system_metrics must be True, False or a sampling interval in "
+                                f"seconds, not {system!r}")
+    try:
+        import psutil  # noqa: F401 - checked here so a missing extra creates no run
+    except ImportError:
+        raise NbtrackerError("system_metrics=True needs psutil, which is not installed: "
+                             "pip install 'nbtracker[system]' (or pip install psutil)") from None
+    return console, interval
 
 
 # -- the text view in scripts and terminal IPython ---------------------------------------------
@@ -164,7 +201,15 @@ def _lazy_compare_doc() -> str:
 
 
 compare.__doc__ = _lazy_compare_doc()
-init.__doc__ = _lifecycle.init.__doc__
+init.__doc__ = (_lifecycle.init.__doc__ or "") + """
+    capture_console : bool
+        Copy what the run prints (stdout, stderr; progress bars as their final line) into
+        ``console.jsonl`` while still showing it; stops at finish. Default False.
+    system_metrics : bool or float
+        Sample CPU, memory, disk, network (and NVIDIA GPUs when ``nvidia-ml-py`` is installed)
+        every 10 s (or every ``system_metrics`` seconds) into ``system.jsonl``. Needs psutil
+        (``pip install 'nbtracker[system]'``). Default False.
+"""
 runs.__doc__ = _query.runs.__doc__
 load.__doc__ = _query.load.__doc__
 

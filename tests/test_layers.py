@@ -14,16 +14,18 @@ PKG = Path(nbtracker.__file__).parent
 # rank 2, are kept apart by their own test).
 LAYERS = {
     "core": 0,
-    "run": 1, "mappings": 1, "_version": 1, "lifecycle": 1,
+    "run": 1, "mappings": 1, "_version": 1, "lifecycle": 1, "assets": 1, "media": 1,
     "capture": 2, "display": 2,
     "session": 3,
     "cells": 4, "extension": 4, "magics": 4, "cli": 4, "__main__": 4, "__init__": 4,
 }
 # Jupyter-layer modules next to magics (cell hooks, %track) sit at the session's level or above.
 TOP_DEFAULT = 4
-STDLIB_ONLY = {"core", "run", "mappings", "_version", "lifecycle"}
+STDLIB_ONLY = {"core", "run", "mappings", "_version", "lifecycle", "assets", "media"}
 # Optional, lazily imported extras a lower layer may use (module path, top-level import).
-OPTIONAL = {("core/query.py", "pandas")}  # RunView.to_pandas
+OPTIONAL = {("core/query.py", "pandas"),  # RunView.to_pandas
+            # media values convert arrays (numpy and Pillow come with matplotlib), imported on use
+            ("media/image.py", "numpy"), ("media/image.py", "PIL"), ("media/data.py", "numpy")}
 HEAVY = {"IPython", "ipywidgets", "matplotlib", "nbformat", "traitlets", "ipykernel", "numpy", "pandas"}
 
 

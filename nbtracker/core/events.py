@@ -12,8 +12,9 @@ Listener = Callable[..., None]
 #: ``display(run)``: reserved for the inline display layer;
 #: ``cell_start(run, info)``, ``cell_end(run, record)``: emitted by the Jupyter session around
 #: every cell executed while the run is active (``record`` is the dict written to cells.jsonl).
+#: ``text(run, record)``: a line of the run's text log (``run.log_text``, the logging handler).
 #: ``flush`` may come from the background ticker thread; the others come from the caller's thread.
-EVENTS = ("init", "log", "flush", "finish", "display", "cell_start", "cell_end")
+EVENTS = ("init", "log", "flush", "finish", "display", "cell_start", "cell_end", "text")
 _listeners: dict[str, list[Listener]] = {name: [] for name in EVENTS}
 _reported: set[tuple[str, str]] = set()
 

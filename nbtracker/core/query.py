@@ -228,6 +228,82 @@ class RunView:
                 "(history() returns the same rows as plain dicts)") from None
         return pd.DataFrame.from_records(self.history(keys))
 
+    # -- what the run stored besides rows (core/records.py) ----------------------------------
+    @property
+    def checkpoints(self) -> list[Any]:
+        """The run's complete checkpoints (:class:`nbtracker.Checkpoint`), oldest first."""
+        from .records import list_checkpoints
+
+        return list_checkpoints(self.dir)
+
+    def best_checkpoint(self, metric: str | None = None, goal: str | None = None) -> Any:
+        """The checkpoint with the best ``metric`` (default: the primary metric), or None."""
+        from .records import best_checkpoint, list_checkpoints
+
+        return best_checkpoint(list_checkpoints(self.dir), self.primary_metric, metric, goal)
+
+    @property
+    def files(self) -> dict[str, dict[str, Any]]:
+        """Files saved with ``run.save``: name -> ``{size, sha256, policy, source, time}``."""
+        from .records import FILES_MANIFEST, read_manifest
+
+        return read_manifest(self.dir, FILES_MANIFEST)
+
+    @property
+    def outputs(self) -> dict[str, dict[str, Any]]:
+        """Files archived from output folders (``scan_outputs_once`` / ``watch_outputs``)."""
+        from .records import OUTPUTS_MANIFEST, read_manifest
+
+        return read_manifest(self.dir, OUTPUTS_MANIFEST)
+
+    @property
+    def artifacts(self) -> list[dict[str, Any]]:
+        """Artifact events of this run: ``logged``, ``relogged``, ``used``, ``used_by``."""
+        from .records import ARTIFACTS_LOG, read_log
+
+        return read_log(self.dir, ARTIFACTS_LOG)
+
+    @property
+    def references(self) -> list[dict[str, Any]]:
+        """Datasets and pretrained models recorded by reference."""
+        from .records import REFERENCES_LOG, read_log
+
+        return read_log(self.dir, REFERENCES_LOG)
+
+    def text_log(self) -> list[dict[str, Any]]:
+        """``run.log_text`` and logging-handler records: ``{time, step, level, text, ...}``."""
+        from .records import read_log
+
+        return read_log(self.dir, "text.jsonl")
+
+    def console(self) -> list[dict[str, Any]]:
+        """Captured console lines, one dict per line: ``{time, stream, cell, line}``."""
+        from .records import read_log
+
+        return [{"time": r.get("time"), "stream": r.get("stream"), "cell": r.get("cell"), "line": line}
+                for r in read_log(self.dir, "console.jsonl") for line in r.get("lines") or ()]
+
+    def system(self) -> list[dict[str, Any]]:
+        """System metric samples (``system/*`` keys with ``_time``)."""
+        from .records import read_log
+
+        return read_log(self.dir, "system.jsonl")
+
+    def media(self, key: str | None = None) -> list[dict[str, Any]]:
+        """Media references of the history (images, histograms, tables), each with ``key``,
+        ``_step`` and an absolute ``file``; a gallery gives one entry per image."""
+        out = []
+        for row in self.history():
+            for k, v in row.items():
+                if type(v) is not dict or (key is not None and k != key):
+                    continue
+                items = v.get("items") if v.get("_type") == "gallery" else [v]
+                for item in items or ():
+                    if type(item) is dict and isinstance(item.get("path"), str):
+                        out.append({**item, "key": k, "_step": row.get("_step"),
+                                    "file": str(self.dir / item["path"])})
+        return out
+
     def as_dict(self) -> dict[str, Any]:
         """The run document with the effective status (what ``nbtracker ls --json`` prints)."""
         return {**self._doc, "status": self.status, "dir": str(self.dir)}
@@ -284,6 +360,23 @@ class RunList(Sequence[RunView]):
                config: Mapping[str, Any] | None = None) -> "RunList":
         """Runs with all ``tags``, one of ``status``, and every ``config`` key equal to the value."""
         return RunList(r for r in self._runs if _matches(r, tags, status, config))
+
+    def top_checkpoints(self, n: int = 10, metric: str | None = None, goal: str | None = None) -> list[Any]:
+        """The ``n`` best checkpoints across these runs by ``metric`` (default: the primary
+        metric of the first run that has one) and ``goal`` (default: that metric's goal)."""
+        from .records import list_checkpoints, rank_checkpoints
+
+        primary = next((r.primary_metric for r in self._runs if r.primary_metric), None)
+        if metric is not None and goal is None:
+            goal = next((r.primary_metric[1] for r in self._runs
+                         if r.primary_metric and r.primary_metric[0] == metric), None)
+        cps = [c for r in self._runs for c in list_checkpoints(r.dir)]
+        return rank_checkpoints(cps, primary, metric, goal)[:n]
+
+    def top_checkpoint(self, metric: str | None = None, goal: str | None = None) -> Any:
+        """The best checkpoint across these runs (see ``top_checkpoints``), or None."""
+        top = self.top_checkpoints(1, metric, goal)
+        return top[0] if top else None
 
     def to_records(self) -> list[dict[str, Any]]:
         return [r.as_dict() for r in self._runs]

@@ -42,10 +42,13 @@ def test_run_directory_files_and_metrics_rows():
 def test_public_names_are_pinned():
     assert nbtracker.__all__ == sorted(nbtracker.__all__)
     assert nbtracker.__all__ == [
-        "InvalidKeyError", "InvalidValueError", "NbtrackerError", "NbtrackerWarning", "Run",
-        "RunActiveError", "RunList", "RunNotFoundError", "RunView", "StorageError", "UnreadableRunError",
+        "ArtifactVersion", "Checkpoint", "Histogram", "Image", "InvalidKeyError", "InvalidValueError",
+        "Model", "ModelVersion", "NbtrackerError", "NbtrackerWarning", "Run",
+        "RunActiveError", "RunList", "RunNotFoundError", "RunView", "StorageError", "Table",
+        "UnreadableRunError",
         "__version__",
-        "compare", "current_run", "finish", "init", "load", "load_ipython_extension", "log", "runs",
+        "artifacts", "compare", "current_run", "finish", "get_artifact", "get_model", "init", "load",
+        "load_ipython_extension", "log", "models", "register_model", "restore", "runs", "stream",
         "unload_ipython_extension",
     ]
     assert all(hasattr(nbtracker, n) for n in nbtracker.__all__)

@@ -1,0 +1,56 @@
+"""Values that turn into files: ``Image``, ``Histogram``, ``Table``; a row holds a reference.
+
+``run.log({"sample": Image(x)})`` writes ``media/<key>/<step>-<n>.png`` (in the background,
+see ``image.py``) and records ``{"_type": "image", "path": ..., ...}`` in the row. Histograms
+and tables are CSV files pandas reads directly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from .base import Media
+from .data import Histogram, Table
+from .image import Image, wait_written
+
+__all__ = ["Histogram", "Image", "Media", "Table", "store_media", "wait_written"]
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def media_folder(key: str) -> str:
+    """A metric key as a relative folder under ``media/``: unsafe characters become ``_``."""
+    parts = [_SAFE.sub("_", p) for p in key.split("/")]
+    return "/".join(p if p and p not in (".", "..") else "_" for p in parts)
+
+
+def store_media(run: Any, values: dict[str, Any], step: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Replace media values by the references of their stored files.
+
+    Returns ``(row values, plain values)``: the second has only what the summary keeps."""
+    out: dict[str, Any] = {}
+    plain: dict[str, Any] = {}
+    for key, v in values.items():
+        if isinstance(v, Media):
+            out[key] = v.store(run, _slot(run, key, step, v.extension))
+        elif isinstance(v, (list, tuple)) and v and all(isinstance(i, Media) for i in v):
+            out[key] = {"_type": "gallery", "items": [
+                i.store(run, _slot(run, key, step, i.extension)) for i in v]}
+        else:
+            out[key] = plain[key] = v
+    return out, plain
+
+
+def _slot(run: Any, key: str, step: int, ext: str) -> str:
+    """A new relative path ``media/<key>/<step>-<n>.<ext>`` in the run (never reused)."""
+    counters = run._parts.setdefault("media", {})
+    folder = f"media/{media_folder(key)}"
+    n = counters.get((folder, step), 0)
+    while True:
+        rel = f"{folder}/{step}-{n}.{ext}"
+        n += 1
+        if not os.path.lexists(run.dir / rel):
+            counters[(folder, step)] = n
+            return rel
