@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from ..core import events, reprs
 from ..core.errors import NbtrackerError
 from ..core.query import RunList, RunView, load
+from . import media
 from .sources import make_options
 from .table import RunsTable
 from .views import CompareView, LiveView, View, add_ticker, remove_ticker, report
@@ -121,6 +122,7 @@ def _at_rest(result: Any = None) -> None:
 def _on_init(run: Any) -> None:
     if _mode != "notebook" or os.environ.get("NBTRACKER_LIVE", "1") == "0":
         return
+    media.track(run)
     cell = current_cell()
     if _auto[0] != cell:
         _auto[:] = [cell, 0]
@@ -133,6 +135,8 @@ def _on_init(run: Any) -> None:
 
 
 def _on_log(run: Any, row: dict[str, Any]) -> None:
+    if "recent" in run._parts:
+        media.on_log(run, row)
     sources = _feeds.get(id(run))
     if sources:
         now = time.monotonic()
@@ -168,7 +172,8 @@ def _on_finish(run: Any) -> None:
     _live.pop(id(run), None)   # terminal IPython: the session prints the text view
 
 
-_LISTENERS = {"init": _on_init, "log": _on_log, "display": _on_display, "finish": _on_finish}
+_LISTENERS = {"init": _on_init, "log": _on_log, "display": _on_display, "finish": _on_finish,
+              "text": media.on_text}
 
 
 # -- comparison ---------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from dataclasses import astuple
 from typing import Any, Callable, Sequence
 
 from ..core import ticker
-from . import html
+from . import html, media
 from .render import Chart, Line, Panel, Renderer, fmt
 from .sources import MAX_PANELS, Options, Source, stat, xlabel
 from .text import format_view, sparkline
@@ -73,6 +73,7 @@ class View:
         self._cells: set[Any] = set()  # cells with an output of this view (one per cell)
         self.widget: Any = None
         self._header: Any = None
+        self._footer: Any = None
         self._image: Any = None        # set last: a built widget is a complete widget
 
     # -- what to draw ---------------------------------------------------------------------------
@@ -84,6 +85,10 @@ class View:
 
     def text(self) -> str:
         raise NotImplementedError
+
+    def footer_html(self) -> str:
+        """What shows under the chart (images, text lines); '' for none."""
+        return ""
 
     def title(self) -> str:
         return ""
@@ -123,7 +128,7 @@ class View:
             b64 = base64.b64encode(png).decode("ascii")
             data: dict[str, Any] = {
                 "image/png": b64,
-                "text/html": self.header_html() + html.img(b64, self.alt()),
+                "text/html": self.header_html() + html.img(b64, self.alt()) + self.footer_html(),
                 "text/plain": self.text(),
             }
             if live:
@@ -230,7 +235,10 @@ class View:
         image.add_class("nbtracker-chart")
         header = w.HTML(self.header_html())
         header.add_class("nbtracker-header")
-        box = w.VBox([header, image])
+        footer = w.HTML(self.footer_html())
+        footer.add_class("nbtracker-footer")
+        self._footer = footer
+        box = w.VBox([header, image, footer])
         box.add_class(f"nbtracker-{self.kind}")
         self._drawn_rows = self.rows()
         self._next = time.monotonic() + MIN_INTERVAL   # just drawn
@@ -250,6 +258,9 @@ class View:
             if self._image.width != width:
                 self._image.width = width
             self._header.value = self.header_html()
+            footer = self.footer_html()
+            if self._footer is not None and self._footer.value != footer:
+                self._footer.value = footer
             self._drawn_rows = self.rows()
 
     def due(self) -> bool:
@@ -354,6 +365,12 @@ class LiveView(View):
 
     def header_html(self) -> str:
         return html.run_summary(self.run, self.sources[0], hidden=self.hidden())
+
+    def footer_html(self) -> str:
+        return media.footer(self.run)
+
+    def _state(self) -> Any:
+        return (super()._state(), media.state(self.run))
 
     def text(self) -> str:
         src = self.sources[0]

@@ -34,7 +34,8 @@ def test_image_changes_after_log_and_tick(notebook_mode):
     box = view._build_widget()
     view.mode = "live"
     assert "nbtracker-live" in box._dom_classes and "nbtracker-chart" in view._image._dom_classes
-    assert [type(c).__name__ for c in box.children] == ["HTML", "Image"]   # one header, no controls
+    # one header, the image, the footer (images and text lines; empty here), no controls
+    assert [type(c).__name__ for c in box.children] == ["HTML", "Image", "HTML"]
     first = view._image.value
     for i in range(50):
         run.log({"acc": i / 50, "loss": 1 / (i + 1)})
