@@ -44,13 +44,22 @@ def store_media(run: Any, values: dict[str, Any], step: int) -> tuple[dict[str, 
 
 
 def _slot(run: Any, key: str, step: int, ext: str) -> str:
-    """A new relative path ``media/<key>/<step>-<n>.<ext>`` in the run (never reused)."""
-    counters = run._parts.setdefault("media", {})
+    """A new relative path ``media/<key>/<step>-<n>.<ext>`` in the run (never reused).
+
+    The names a folder already holds (a resumed run) are listed once; after that no system
+    call is made here (a call that releases the GIL would wait on the image writer)."""
+    used = run._parts.setdefault("media", {})
     folder = f"media/{media_folder(key)}"
-    n = counters.get((folder, step), 0)
+    taken = used.get(folder)
+    if taken is None:
+        try:
+            taken = used[folder] = set(os.listdir(run.dir / folder))
+        except OSError:
+            taken = used[folder] = set()
+    n = 0
     while True:
-        rel = f"{folder}/{step}-{n}.{ext}"
+        name = f"{step}-{n}.{ext}"
+        if name not in taken:
+            taken.add(name)
+            return f"{folder}/{name}"
         n += 1
-        if not os.path.lexists(run.dir / rel):
-            counters[(folder, step)] = n
-            return rel
