@@ -30,6 +30,8 @@ from .values import valid_text
 
 STORE_DIR = ".store"
 CHUNK = 1 << 20
+#: Files at least this big are copied by the kernel in a thread while they are hashed.
+PARALLEL_MIN = 8 << 20
 #: A stat-cache entry is trusted only for files last changed this long before they were hashed
 #: (so a write in the same timestamp tick as the hash cannot go unnoticed; see ``hash_file``).
 RACY_SECONDS = 2.0
@@ -115,17 +117,26 @@ class BlobStore:
         view = memoryview(buf)
         size = 0
         try:
-            with open(src, "rb") as f, open(part, "xb") as out:
+            with open(src, "rb") as f:
                 before = os.fstat(f.fileno())
-                while True:
-                    n = f.readinto(buf)
-                    if not n:
-                        break
-                    chunk = view[:n]
-                    h.update(chunk)
-                    out.write(chunk)
-                    size += n
+                if before.st_size >= PARALLEL_MIN:
+                    # Two cores: the kernel copies (sendfile, no GIL) while this thread hashes
+                    # (hashlib releases the GIL); the stat check below covers both reads.
+                    copier = _Copier(src, part)
+                    while n := f.readinto(buf):
+                        h.update(view[:n])
+                        size += n
+                    copier.join()
+                else:
+                    with open(part, "xb") as out:
+                        while n := f.readinto(buf):
+                            chunk = view[:n]
+                            h.update(chunk)
+                            out.write(chunk)
+                            size += n
                 after = os.fstat(f.fileno())
+            if before.st_size >= PARALLEL_MIN and os.path.getsize(part) != size:
+                raise ChangedWhileCopying(f"{src} changed while it was being stored; nothing was stored")
             if (size != after.st_size or before.st_size != after.st_size
                     or before.st_mtime_ns != after.st_mtime_ns):
                 raise ChangedWhileCopying(
@@ -196,6 +207,28 @@ class BlobStore:
                 continue
             for e in os.scandir(p.path):
                 yield p.name + e.name, Path(e.path)
+
+
+class _Copier(threading.Thread):
+    """``shutil.copyfile`` in a thread; ``join`` re-raises its error."""
+
+    def __init__(self, src: Path, dest: Path) -> None:
+        super().__init__(name="nbtracker-copy", daemon=True)
+        self.src, self.dest, self.error = src, dest, None
+        with open(dest, "xb"):
+            pass   # claimed exclusively, like the sequential path
+        self.start()
+
+    def run(self) -> None:
+        try:
+            shutil.copyfile(self.src, self.dest)
+        except BaseException as e:  # noqa: BLE001 - handed to join()
+            self.error = e
+
+    def join(self, timeout: float | None = None) -> None:
+        super().join(timeout)
+        if self.error is not None:
+            raise self.error
 
 
 def _unlink(path: Path) -> None:
