@@ -6,8 +6,14 @@ import os
 from typing import Any
 
 from ..core.paths import resolve_root
-from ..core.records import ArtifactVersion, Model, ModelVersion, get_model as _get_model
-from ..core.records import list_artifacts, list_models
+from ..core.records import (
+    ArtifactVersion,
+    Model,
+    ModelVersion,
+    list_artifacts,
+    list_models,
+)
+from ..core.records import get_model as _get_model
 from .files import restore
 from .registry import register_model as _register
 

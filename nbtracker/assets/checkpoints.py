@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from ..core.blobs import BlobStore, store_tree
-from ..core.errors import InvalidKeyError, InvalidValueError, NbtrackerError, StorageError
+from ..core.errors import (
+    InvalidKeyError,
+    InvalidValueError,
+    NbtrackerError,
+    StorageError,
+)
 from ..core.files import atomic_write_json
 from ..core.paths import new_run_id
 from ..core.records import CHECKPOINTS_DIR, MANIFEST, Checkpoint, root_of
@@ -38,7 +43,7 @@ def primary_pair(primary_metric: Any) -> tuple[str, str] | None:
 def checkpoint(run: Any, path: Any = None, metrics: Mapping[str, Any] | None = None,
                primary_metric: Any = None, step: int | None = None, **extra: Any) -> Checkpoint:
     """See :meth:`nbtracker.Run.checkpoint`."""
-    from ..run import _check_step   # the run layer's own step rule
+    from ..run import _check_step  # the run layer's own step rule
 
     run._check_open()
     values, media = run._values(metrics or {})

@@ -7,11 +7,18 @@ import glob as globmod
 import os
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, IO, Iterable
+from typing import IO, Any
 
-from ..core.blobs import (BlobStore, ChangedWhileCopying, _no_symlink_parents, check_relpath,
-                          checkout_entries, walk_files)
+from ..core.blobs import (
+    BlobStore,
+    ChangedWhileCopying,
+    _no_symlink_parents,
+    check_relpath,
+    checkout_entries,
+    walk_files,
+)
 from ..core.errors import InvalidKeyError, InvalidValueError, NbtrackerError
 from ..core.files import atomic_write_json
 from ..core.records import FILES_MANIFEST, OUTPUTS_MANIFEST, read_manifest, root_of

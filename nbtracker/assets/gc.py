@@ -5,13 +5,21 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..core.blobs import BlobStore
 from ..core.files import read_json
-from ..core.records import (CHECKPOINTS_DIR, FILES_MANIFEST, MANIFEST, OUTPUTS_MANIFEST,
-                            artifacts_dir, models_dir, read_manifest)
+from ..core.records import (
+    CHECKPOINTS_DIR,
+    FILES_MANIFEST,
+    MANIFEST,
+    OUTPUTS_MANIFEST,
+    artifacts_dir,
+    models_dir,
+    read_manifest,
+)
 from ..core.status import writer_gone
 
 #: Contents younger than this are kept even when unreferenced: a checkpoint may be being written.

@@ -12,16 +12,28 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..core.blobs import BlobStore, digest_of, store_tree
 from ..core.errors import InvalidValueError, NbtrackerError, StorageError
 from ..core.files import atomic_write_json, dumps, open_append
-from ..core.records import (ARTIFACTS_LOG, ArtifactVersion, Checkpoint, ModelVersion,
-                            artifact_versions, artifacts_dir, check_name, get_artifact,
-                            model_versions, models_dir, read_aliases, root_of)
+from ..core.records import (
+    ARTIFACTS_LOG,
+    ArtifactVersion,
+    Checkpoint,
+    ModelVersion,
+    artifact_versions,
+    artifacts_dir,
+    check_name,
+    get_artifact,
+    model_versions,
+    models_dir,
+    read_aliases,
+    root_of,
+)
 from ..core.values import jsonable
 
 try:

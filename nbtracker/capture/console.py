@@ -30,7 +30,7 @@ CONSOLE_FILE = "console.jsonl"
 MAX_PARTIAL = 1 << 16
 _CR = re.compile(r"[^\n]*\r(?=[^\n\r])")
 
-_active: "Capture | None" = None
+_active: Capture | None = None
 _lock = threading.Lock()
 
 
@@ -83,10 +83,7 @@ class Capture:
             text = _CR.sub("", text).replace("\r\n", "\n").replace("\r", "")
         lines = text.split("\n")
         rest = lines.pop()
-        if final and rest:
-            lines.append(rest)
-            rest = ""
-        elif len(rest) > MAX_PARTIAL:
+        if final and rest or len(rest) > MAX_PARTIAL:
             lines.append(rest)
             rest = ""
         if rest:
@@ -245,7 +242,6 @@ def start(run: Any, kernel: bool) -> Capture:
 
 
 def stop(cap: Capture) -> None:
-    global _active
     with _lock:
         if _active is cap:
             _stop_active()

@@ -22,8 +22,9 @@ import shutil
 import stat
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from .errors import InvalidKeyError, NbtrackerError, StorageError
 from .values import valid_text

@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from .blobs import BlobStore, checkout_entries, store_dir
 from .errors import InvalidKeyError, NbtrackerError

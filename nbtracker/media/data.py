@@ -6,7 +6,8 @@ import csv
 import io
 import math
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..core.errors import InvalidValueError
 from ..core.values import valid_text

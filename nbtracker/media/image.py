@@ -125,28 +125,37 @@ def to_uint8(arr: Any) -> Any:
 
 
 def encode_png(arr: Any, level: int = 1) -> bytes:
-    """PNG bytes of an ``HW`` / ``HWC`` array (no filter; zlib releases the GIL while deflating).
+    """PNG bytes of an ``HW`` / ``HWC`` array (see ``png_parts``)."""
+    return b"".join(png_parts(arr, level))
 
-    Level 1 compresses natural images well at ~0.5 ms per 256x256 RGB; pixels that do not
-    compress (noise; checked on a 16 KB sample) are stored (level 0), which is 60x faster than
-    failing to deflate them. The writer also stores when it falls behind (see ``_work``)."""
+
+def png_parts(arr: Any, level: int = 1) -> list[bytes]:
+    """The pieces of a PNG file of an ``HW`` / ``HWC`` array, to write one after the other.
+
+    No filter; zlib (which releases the GIL while it works) at level 1 compresses natural images
+    well at ~0.5 ms per 256x256 RGB. Pixels that do not compress (noise; checked on a 16 KB
+    sample) are stored (level 0), which is 60x faster than failing to deflate them; the writer
+    also stores when it falls behind (see ``_work``). Pieces are not joined and CRCs are computed
+    incrementally, so the image is copied as little as possible while holding the GIL."""
     import numpy as np
 
     arr = to_uint8(arr)
     h, w = arr.shape[:2]
     c = 1 if arr.ndim == 2 else arr.shape[2]
-    raw = np.zeros((h, w * c + 1), np.uint8)
+    raw = np.empty((h, w * c + 1), np.uint8)
+    raw[:, 0] = 0
     raw[:, 1:] = arr.reshape(h, w * c)
-
-    def chunk(tag: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
-
     sample = raw.data[: 1 << 14]
     if level and len(zlib.compress(sample, 1)) > 0.95 * len(sample):
         level = 0
+    data = zlib.compress(raw.data, level)
     header = struct.pack(">IIBBBBB", w, h, 8, {1: 0, 2: 4, 3: 2, 4: 6}[c], 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw.data, level))
-            + chunk(b"IEND", b""))
+    return [b"\x89PNG\r\n\x1a\n", *_chunk(b"IHDR", header), *_chunk(b"IDAT", data), *_chunk(b"IEND", b"")]
+
+
+def _chunk(tag: bytes, body: bytes) -> tuple[bytes, bytes, bytes]:
+    crc = zlib.crc32(body, zlib.crc32(tag))
+    return struct.pack(">I", len(body)) + tag, body, struct.pack(">I", crc)
 
 
 def _size_of(data: bytes) -> tuple[int | None, int | None]:
@@ -164,7 +173,7 @@ def _size_of(data: bytes) -> tuple[int | None, int | None]:
 # -- the writer thread -----------------------------------------------------------------------------
 #: Images waiting for the writer; when it falls this far behind, ``log`` waits (bounded memory).
 MAX_PENDING = 256
-_queue: "queue.Queue[tuple[Path, Any, bytes | None]]" = queue.Queue(MAX_PENDING)
+_queue: queue.Queue[tuple[Path, Any, bytes | None]] = queue.Queue(MAX_PENDING)
 _thread: threading.Thread | None = None
 _start = threading.Lock()
 _failed: list[str] = []
@@ -186,14 +195,14 @@ def _work() -> None:
     while True:
         path, pixels, data = _queue.get()
         try:
-            if data is None:
-                # Falling behind (images arrive faster than they deflate): store them
-                # uncompressed, still valid PNG, rather than slow the user's loop down.
-                data = encode_png(pixels, level=0 if _queue.qsize() > MAX_PENDING // 16 else 1)
+            # Falling behind (images arrive faster than they deflate): store them uncompressed,
+            # still valid PNG, rather than slow the user's loop down.
+            parts = [data] if data is not None else png_parts(
+                pixels, level=0 if _queue.qsize() > MAX_PENDING // 16 else 1)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.tmp")
             with open(tmp, "wb") as f:
-                f.write(data)
+                f.writelines(parts)
             os.replace(tmp, path)
         except Exception as e:  # noqa: BLE001 - reported at the next wait
             _failed.append(f"{path}: {type(e).__name__}: {e}")
