@@ -28,3 +28,13 @@ def test_bench_display_quick_runs():
     assert out.returncode == 0, out.stderr
     assert "1 kHz loop, chart on, CPU time" in out.stdout and "static redraw at 100,000 points" in out.stdout
     assert "pace, 10 ms rows" in out.stdout and "live frame at 100,000 points" in out.stdout
+
+
+@pytest.mark.slow
+def test_bench_assets_quick_runs():
+    out = subprocess.run([sys.executable, str(BENCH / "bench_assets.py"), "--quick"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    for name in ("checkpoint a 8 MiB file", "unchanged re-checkpoint", "log_image 256x256 RGB",
+                 "image/100 steps", "console captured"):
+        assert name in out.stdout
