@@ -23,7 +23,7 @@ _sessions: dict[int, CellSession] = {}
 HELP = """nbtracker: track runs from a notebook.
 
   %nbtracker init [--project P] [--name N] [--tag T ...] [--notes TEXT] [--group G]
-                  [--primary METRIC:max|min] [--resume ID] [key=value ...]
+                  [--primary METRIC:max|min] [--resume ID] [--console] [--system] [key=value ...]
                                start a run; key=value pairs become config (Python literals)
   %nbtracker finish            finish the current run
   %nbtracker status            current run: steps, last values, last cells, files
@@ -64,6 +64,8 @@ def _init_parser(prog: str) -> _Parser:
     p.add_argument("--primary", help="METRIC:max or METRIC:min")
     p.add_argument("--resume")
     p.add_argument("--dir")
+    p.add_argument("--console", action="store_true", help="capture print/tqdm into console.jsonl")
+    p.add_argument("--system", action="store_true", help="sample system metrics (needs psutil)")
     p.add_argument("config", nargs="*", help="key=value pairs")
     return p
 
@@ -83,7 +85,8 @@ def _init_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             raise UsageError(f"expected key=value, got {pair!r}")
         config[key] = _literal(value)
     return dict(project=args.project, name=args.name, tags=args.tags, notes=args.notes, group=args.group,
-                primary_metric=args.primary, resume=args.resume, dir=args.dir, config=config or None)
+                primary_metric=args.primary, resume=args.resume, dir=args.dir, config=config or None,
+                capture_console=args.console, system_metrics=args.system)
 
 
 @magics_class

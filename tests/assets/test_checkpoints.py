@@ -334,3 +334,22 @@ def test_unchanged_re_checkpoint_skips_hashing_only_when_provably_safe(run_root,
     assert blobs.known_digest(st) == "x" * 64                # an old, untouched file: trusted
     path.write_bytes(os.urandom(1000))                       # same size, new bytes: new key
     assert blobs.known_digest(path.stat()) is None
+
+
+REGISTER = textwrap.dedent("""
+    import sys, nbtracker
+    run_id = sys.argv[1]
+    cp = nbtracker.load(run_id).checkpoints[0]
+    for _ in range(10):
+        nbtracker.register_model("shared", cp)
+""")
+
+
+def test_two_processes_registering_at_once_never_make_the_same_version(run_root, work):
+    (work / "m.bin").write_bytes(b"m")
+    with nbtracker.init(project="k") as run:
+        run.checkpoint("m.bin")
+    procs = [subprocess.Popen([sys.executable, "-c", REGISTER, run.id],
+                              env={**os.environ, "NBTRACKER_DIR": str(run_root)}) for _ in range(2)]
+    assert [p.wait() for p in procs] == [0, 0]
+    assert [v.version for v in nbtracker.get_model("shared").versions] == list(range(1, 21))
