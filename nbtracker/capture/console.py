@@ -169,6 +169,7 @@ class _FdPipe:
 
     def __init__(self, fd: int, name: str, capture: Capture) -> None:
         self.fd, self.name, self.capture = fd, name, capture
+        self.copying = True
         stream = getattr(sys, name, None)
         if stream is not None:
             stream.flush()
@@ -201,13 +202,14 @@ class _FdPipe:
                     view = view[os.write(self.saved, view):]
                 except OSError:
                     break
-            self.capture.feed(self.name, decoder.decode(data))
+            if self.copying:
+                self.capture.feed(self.name, decoder.decode(data))
             if len(data) < 1 << 15:
                 # Let more output gather before the next read: fewer wake-ups, each taking the
                 # GIL from the printing thread (output is passed on within 2 ms).
                 time.sleep(0.002)
         tail = decoder.decode(b"", final=True)
-        if tail:
+        if tail and self.copying:
             self.capture.feed(self.name, tail)
 
     def stop(self) -> None:
@@ -218,12 +220,14 @@ class _FdPipe:
         except (OSError, ValueError):
             pass
         os.dup2(self.saved, self.fd)      # the pipe's last write end (ours) closes here
-        self.thread.join(timeout=2.0)     # a child process holding the pipe may keep it open
+        self.thread.join(timeout=2.0)
         if self.thread.is_alive():
-            os.close(self.read_end)
-            self.thread.join(timeout=1.0)
-        else:
-            os.close(self.read_end)
+            # A child process still holds the pipe (a worker that outlives the run): keep
+            # passing its output on, uncaptured, until it closes; closing the pipe under it
+            # would kill it with SIGPIPE.
+            self.copying = False
+            return
+        os.close(self.read_end)
         os.close(self.saved)
 
 

@@ -203,3 +203,22 @@ def test_no_gpu_is_a_quiet_no_op(run_root, monkeypatch):
     with nbtracker.init(project="sys", system_metrics=True) as run:
         pass
     assert not any(k.startswith("system/gpu") for s in nbtracker.load(run.id).system() for k in s)
+
+
+OUTLIVES = textwrap.dedent("""
+    import subprocess, sys, nbtracker
+    run = nbtracker.init(project="c", capture_console=True)
+    child = subprocess.Popen([sys.executable, "-c",
+        "import time\\nfor i in range(8):\\n    print('child', i, flush=True)\\n    time.sleep(0.5)"])
+    print("parent", flush=True)
+    run.finish()
+    print(child.wait(), flush=True)
+""")
+
+
+def test_a_child_that_outlives_the_capture_keeps_writing_and_is_not_killed(run_root, tmp_path):
+    proc = subprocess.run([sys.executable, "-c", OUTLIVES], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "NBTRACKER_DIR": str(run_root)})
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0 and lines[-1] == "0", proc.stderr     # the child exited normally
+    assert [f"child {i}" for i in range(8)] == [line for line in lines if line.startswith("child")]
