@@ -369,6 +369,17 @@ class LiveView(View):
     def footer_html(self) -> str:
         return media.footer(self.run)
 
+    def bundle(self, live: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A run that ended without a single row has no chart to show: its header (and any
+        images or text) only, not an empty frame saying it waits for rows."""
+        if not live and not self.changing and self.rows() == 0:
+            with self._lock:
+                data = {"text/html": self.header_html() + self.footer_html(), "text/plain": self.text()}
+                meta = {"nbtracker": self.meta()}
+                self._last_static = (self._state(), data, meta, None)
+                return data, meta
+        return super().bundle(live)
+
     def _state(self) -> Any:
         return (super()._state(), media.state(self.run))
 

@@ -84,3 +84,16 @@ def test_runicorn_console_text_logging_notebook(tmp_path, run_root):
     assert run.references[0]["fingerprint"]["files"] == 20
     assert run.config == {"lr": 0.01, "batch_size": 32, "optimizer": "adam"}
     assert run.primary_metric == ("accuracy", "max")
+
+
+def test_a_run_that_ends_without_rows_shows_its_header_not_an_empty_chart(tmp_path, run_root):
+    from ..nbexec import notebook
+
+    nb = execute(notebook("%load_ext nbtracker\nimport nbtracker",
+                          "with nbtracker.init(project='e', name='no-rows') as run:\n    run.log_text('hi')",
+                          "with nbtracker.init(project='e', name='rows') as run:\n    run.log({'x': 1})"),
+                 cwd=tmp_path, run_root=run_root)
+    (empty,) = outputs(nb.cells[1], "text/html")
+    assert "image/png" not in empty["data"] and "no-rows" in empty["data"]["text/html"]
+    assert "waiting for the first" not in str(empty["data"]) and "hi" in empty["data"]["text/html"]
+    assert outputs(nb.cells[2], "image/png")                       # a run with rows keeps its chart
