@@ -24,6 +24,8 @@ from ..core.files import atomic_write_json
 from ..core.records import FILES_MANIFEST, OUTPUTS_MANIFEST, read_manifest, root_of
 
 POLICIES = ("now", "end", "live")
+#: Seconds between new matches of the live patterns (changed files are seen at every tick).
+REGLOB = 5.0
 
 
 class FileSet:
@@ -38,6 +40,7 @@ class FileSet:
         self.seen: dict[str, tuple[int, int, int]] = {}     # rel -> (size, mtime_ns, ino) copied
         self.patterns: list[tuple[str, str, str]] = []       # (glob, base, policy) for end/live
         self.lock = threading.RLock()
+        self.globbed = time.monotonic()
 
     def add(self, rel: str, src: Path, policy: str) -> bool:
         """Store ``src`` as ``rel`` unless its stat says it is already there; True if copied."""
@@ -69,10 +72,24 @@ class FileSet:
             if policy not in wanted:
                 continue
             for rel, src in matches(pattern, base, quiet=True):
-                try:
-                    self.add(rel, src, policy)
-                except (ChangedWhileCopying, FileNotFoundError):
-                    continue   # being written or removed: the next sweep tries again
+                self._try_add(rel, src, policy)
+        self.globbed = time.monotonic()
+
+    def tick(self) -> None:
+        """The live check, about twice a second: one ``stat`` per live file; the patterns are
+        matched again (a directory walk) only every ``REGLOB`` seconds, for new files."""
+        if time.monotonic() - self.globbed >= REGLOB:
+            self.sweep(("live",))
+            return
+        for rel, entry in list(self.entries.items()):
+            if entry.get("policy") == "live":
+                self._try_add(rel, Path(entry["source"]), "live")
+
+    def _try_add(self, rel: str, src: Path, policy: str) -> None:
+        try:
+            self.add(rel, src, policy)
+        except (ChangedWhileCopying, FileNotFoundError):
+            pass   # being written or removed: the next check tries again
 
 
 def fileset(run: Any, area: str = "files") -> FileSet:
@@ -142,7 +159,7 @@ def save(run: Any, glob: Any, base_path: Any = None, policy: str = "now") -> lis
         with fs.lock:
             if not fs.patterns:
                 run._closers.append(lambda: fs.sweep(("end", "live")))
-                run._tickers.append(lambda: fs.sweep(("live",)))
+                run._tickers.append(fs.tick)
             fs.patterns.append((pattern, base, policy))
     return saved
 

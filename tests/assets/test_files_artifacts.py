@@ -158,3 +158,25 @@ def test_stream_follows_another_process_and_ends_when_the_run_ends(run_root, tmp
     assert [r["_step"] for r in rows] == list(range(30))
     assert all(set(r) == {"_step", "_time", "loss"} for r in rows)
     assert list(nbtracker.stream(run_id)) == nbtracker.load(run_id).history()   # a finished run: all, then stop
+
+
+def test_live_files_are_checked_by_stat_and_new_matches_found_by_a_slower_glob(run_root, work, monkeypatch):
+    from nbtracker.assets import files
+
+    calls = []
+    real = files.matches
+    monkeypatch.setattr(files, "matches", lambda *a, **k: calls.append(1) or real(*a, **k))
+    (work / "a.log").write_text("1")
+    with nbtracker.init(project="f") as run:
+        run.save("*.log", policy="live")
+        calls.clear()
+        for _ in range(5):
+            run._tick()
+        assert calls == []                                   # no directory walk on every tick
+        (work / "a.log").write_text("22")
+        run._tick()
+        assert (run.dir / "files" / "a.log").read_text() == "22"
+        (work / "b.log").write_text("new")
+        monkeypatch.setattr(files, "REGLOB", 0.0)
+        run._tick()
+        assert (run.dir / "files" / "b.log").read_text() == "new" and calls
