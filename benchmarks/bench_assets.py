@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import nbtracker
+from bench_core import report   # the same table as the core benchmarks
 
 
 def best_of(fn, repeat):
@@ -171,19 +172,7 @@ def main() -> int:
         results += bench_console(tmp, 2_000 if q else 100_000, 1 if q else 5)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    failed = 0
-    print(f"{'benchmark':44} {'baseline':>12} {'nbtracker':>12} {'ratio':>7} {'target':>10}  ok")
-    for r in results:
-        if "target" in r:
-            r["ok"] = r["ratio"] <= r["target"]
-            target = f"<= {r['target']}x"
-        else:
-            target = "-" if r["target_abs"] == float("inf") else f"<= {r['target_abs']:.4g} {r['unit']}"
-        base = "-" if r["baseline"] is None else f"{r['baseline']:.3g} {r['unit']}"
-        ratio = f"{r['ratio']:.3f}x" if r.get("ratio") else "-"
-        print(f"{r['name']:44} {base:>12} {r['value']:>9.3g} {r['unit']:<3} {ratio:>7} {target:>10}  "
-              f"{'yes' if r['ok'] else 'NO'}")
-        failed += not r["ok"]
+    failed = report(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     return 0 if q else (1 if failed else 0)

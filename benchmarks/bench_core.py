@@ -216,6 +216,31 @@ def bench_listing(tmp: Path, small: int, large: int, repeat: int) -> list[dict]:
     return out
 
 
+def report(results: list[dict]) -> int:
+    """Print the results table (shared by the benchmark scripts); returns how many missed."""
+    failed = 0
+    print(f"{'benchmark':44} {'baseline':>12} {'nbtracker':>12} {'ratio':>7} {'target':>10}  ok")
+    for r in results:
+        if "target" in r:
+            r["ok"] = r["ratio"] <= r["target"]
+            target = f"<= {r['target']}x"
+        elif r["target_abs"] == float("inf"):
+            target = "-"
+        else:
+            target = f"<= {r['target_abs']:.4g} {'ms extra' if 'extra' in r else r['unit']}"
+            if r["name"].startswith("finish()"):
+                target = f"< {r['target_abs']:.3g} ms"
+        base = "-" if r["baseline"] is None else f"{r['baseline']:.3g} {r['unit']}"
+        if r.get("ratio"):
+            ratio = f"{r['ratio']:.2f}x" if r["ratio"] >= 0.1 else f"{r['ratio']:.2g}x"
+        else:
+            ratio = f"+{r['extra']:.0f}ms" if "extra" in r else "-"
+        print(f"{r['name']:44} {base:>12} {r['value']:>9.3g} {r['unit']:<3} {ratio:>7} {target:>10}  "
+              f"{'yes' if r['ok'] else 'NO'}")
+        failed += not r["ok"]
+    return failed
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the script runs, not the targets")
@@ -234,21 +259,7 @@ def main() -> int:
         results += bench_listing(tmp, 30 if q else 300, 100 if q else 10_000, 2 if q else 5)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    failed = 0
-    print(f"{'benchmark':44} {'baseline':>12} {'nbtracker':>12} {'ratio':>7} {'target':>10}  ok")
-    for r in results:
-        if "target" in r:
-            r["ok"] = r["ratio"] <= r["target"]
-            target = f"<= {r['target']}x"
-        else:
-            target = f"<= {r['target_abs']:.3g} {'ms extra' if 'extra' in r else r['unit']}"
-            if r["name"].startswith("finish()"):
-                target = f"< {r['target_abs']:.3g} ms"
-        base = "-" if r["baseline"] is None else f"{r['baseline']:.3g} {r['unit']}"
-        ratio = f"{r['ratio']:.2f}x" if r.get("ratio") else (f"+{r['extra']:.0f}ms" if "extra" in r else "-")
-        print(f"{r['name']:44} {base:>12} {r['value']:>9.3g} {r['unit']:<3} {ratio:>6} {target:>10}  "
-              f"{'yes' if r['ok'] else 'NO'}")
-        failed += not r["ok"]
+    failed = report(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     if q:

@@ -14,9 +14,9 @@ from typing import IO, Any
 from ..core.blobs import (
     BlobStore,
     ChangedWhileCopying,
-    _no_symlink_parents,
     check_relpath,
     checkout_entries,
+    no_symlink_parents,
     walk_files,
 )
 from ..core.errors import InvalidKeyError, InvalidValueError, NbtrackerError
@@ -53,7 +53,7 @@ class FileSet:
             old = self.entries.get(rel)
             if old is None or old.get("sha256") != digest or not (self.area / rel).exists():
                 dest = self.area / rel
-                _no_symlink_parents(self.area, rel)
+                no_symlink_parents(self.area, rel)
                 tmp = dest.with_name(f".{dest.name}.{os.getpid()}.new")
                 if tmp.exists() or tmp.is_symlink():
                     tmp.unlink()
@@ -175,8 +175,7 @@ def restore(name: str, run: Any = None, root: Any = None, replace: bool = False,
         run = current_run()
         if run is None:
             raise NbtrackerError("restore() needs run=: no run is active")
-    run_dir = run.dir if hasattr(run, "dir") and not isinstance(run, (str, os.PathLike)) else \
-        find_run_dir(run, dir)
+    run_dir = Path(run.dir) if hasattr(run, "dir") else find_run_dir(run, dir)
     entries = read_manifest(run_dir, FILES_MANIFEST)
     entry = entries.get(rel)
     if entry is None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..core.blobs import BlobStore
 from ..core.files import read_json
+from ..core.query import run_dirs
 from ..core.records import (
     CHECKPOINTS_DIR,
     FILES_MANIFEST,
@@ -26,17 +27,6 @@ from ..core.status import writer_gone
 GRACE = 3600.0
 
 
-def _run_dirs(root: Path) -> Iterator[Path]:
-    try:
-        projects = [e for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")]
-    except FileNotFoundError:
-        return
-    for p in projects:
-        for e in os.scandir(p.path):
-            if e.is_dir() and not e.name.startswith("."):
-                yield Path(e.path)
-
-
 def _digests(entries: Any) -> Iterator[str]:
     if isinstance(entries, dict):
         entries = entries.values()
@@ -48,7 +38,7 @@ def _digests(entries: Any) -> Iterator[str]:
 def referenced(root: Path) -> set[str]:
     """Every content hash a run (checkpoints, saved files, outputs), an artifact or a model uses."""
     used: set[str] = set()
-    for run_dir in _run_dirs(root):
+    for run_dir in run_dirs(root, None):
         used.update(_digests(read_manifest(run_dir, FILES_MANIFEST)))
         used.update(_digests(read_manifest(run_dir, OUTPUTS_MANIFEST)))
         cdir = run_dir / CHECKPOINTS_DIR
@@ -93,7 +83,7 @@ def gc(root: Path, dry_run: bool = False, grace: float = GRACE) -> dict[str, Any
             path.unlink(missing_ok=True)
     # Leftovers of copies that were killed: partial blobs, partial checkpoints and artifacts.
     leftovers = list(store.tmp.glob("*.part")) if store.tmp.is_dir() else []
-    for run_dir in _run_dirs(root):
+    for run_dir in run_dirs(root, None):
         cdir = run_dir / CHECKPOINTS_DIR
         if cdir.is_dir() and writer_gone(run_dir):
             leftovers += list(cdir.glob(".partial-*"))

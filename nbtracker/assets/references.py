@@ -11,7 +11,7 @@ from typing import Any
 
 from ..core.blobs import walk_files
 from ..core.errors import InvalidValueError
-from ..core.files import dumps, open_append
+from ..core.files import append_line
 from ..core.records import REFERENCES_LOG
 from ..core.values import jsonable, valid_text
 
@@ -65,9 +65,5 @@ def record(run: Any, kind: str, name: Any, location: Any, **fields: Any) -> dict
     for k, v in fields.items():
         if v is not None:
             doc[k] = jsonable(v, f"{kind} {k}")
-    fd = open_append(run.dir / REFERENCES_LOG)
-    try:
-        os.write(fd, (dumps(doc) + "\n").encode("utf-8"))
-    finally:
-        os.close(fd)
+    append_line(run.dir / REFERENCES_LOG, doc)
     return doc

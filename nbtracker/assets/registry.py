@@ -19,7 +19,7 @@ from typing import Any
 
 from ..core.blobs import BlobStore, digest_of, store_tree
 from ..core.errors import InvalidValueError, NbtrackerError, StorageError
-from ..core.files import atomic_write_json, dumps, open_append
+from ..core.files import append_line, atomic_write_json
 from ..core.records import (
     ARTIFACTS_LOG,
     ArtifactVersion,
@@ -73,12 +73,8 @@ def _next_version(folder: Path) -> int:
 
 
 def append_event(run_dir: Path, event: dict[str, Any]) -> None:
-    """One line in a run's ``artifacts.jsonl`` (O_APPEND: whole lines, even from another process)."""
-    fd = open_append(run_dir / ARTIFACTS_LOG)
-    try:
-        os.write(fd, (dumps(event) + "\n").encode("utf-8"))
-    finally:
-        os.close(fd)
+    """One line in a run's ``artifacts.jsonl`` (also of another run: whole lines, O_APPEND)."""
+    append_line(run_dir / ARTIFACTS_LOG, event)
 
 
 # -- artifacts -------------------------------------------------------------------------------------

@@ -148,8 +148,7 @@ class BlobStore:
             self._commit(part, digest)
         except BaseException as e:
             _unlink(part)
-            if isinstance(e, OSError) and not isinstance(e, NbtrackerError):
-                raise StorageError(f"could not store {src} in {self.dir}: {e.strerror or e}") from e
+            _raise_storage(e, f"could not store {src} in {self.dir}")
             raise
         _remember(after, digest, started)
         return digest, size
@@ -167,8 +166,7 @@ class BlobStore:
             self._commit(part, digest)
         except BaseException as e:
             _unlink(part)
-            if isinstance(e, OSError) and not isinstance(e, NbtrackerError):
-                raise StorageError(f"could not write to {self.dir}: {e.strerror or e}") from e
+            _raise_storage(e, f"could not write to {self.dir}")
             raise
         return digest
 
@@ -230,6 +228,12 @@ class _Copier(threading.Thread):
         super().join(timeout)
         if self.error is not None:
             raise self.error
+
+
+def _raise_storage(e: BaseException, what: str) -> None:
+    """An OS error (full disk, permissions) becomes a ``StorageError`` saying ``what``."""
+    if isinstance(e, OSError) and not isinstance(e, NbtrackerError):
+        raise StorageError(f"{what}: {e.strerror or e}") from e
 
 
 def _unlink(path: Path) -> None:
@@ -337,7 +341,7 @@ def checkout_entries(store: BlobStore, entries: Iterable[dict[str, Any]], dest: 
         if not source.is_file():
             raise NbtrackerError(f"the contents of {rel} ({entry['sha256'][:12]}) are gone from "
                                  f"{store.dir}; it cannot be restored")
-        _no_symlink_parents(dest, rel)
+        no_symlink_parents(dest, rel)
         if target.exists() or target.is_symlink():
             if not replace:
                 raise NbtrackerError(f"{target} already exists; pass replace=True (CLI: choose an "
@@ -355,13 +359,13 @@ def checkout_entries(store: BlobStore, entries: Iterable[dict[str, Any]], dest: 
             continue   # a link out of the folder is recorded, but never recreated
         target = dest / rel
         if not target.exists() and not target.is_symlink():
-            _no_symlink_parents(dest, rel)
+            no_symlink_parents(dest, rel)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(link, target)
     return written
 
 
-def _no_symlink_parents(dest: Path, rel: str) -> None:
+def no_symlink_parents(dest: Path, rel: str) -> None:
     node = dest
     for part in rel.split("/")[:-1]:
         node = node / part

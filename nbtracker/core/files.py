@@ -132,6 +132,16 @@ def open_append(path: Path) -> int:
                    | getattr(os, "O_CLOEXEC", 0), 0o644)
 
 
+def append_line(path: Path, obj: Any) -> None:
+    """Append one JSON line to ``path`` now (``O_APPEND``: a whole line, even with writers in
+    other processes); for small, rare records that need no batching."""
+    fd = open_append(path)
+    try:
+        os.write(fd, (dumps(obj) + "\n").encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
 def _write_all(fd: int, data: bytes) -> int:
     """Write all of ``data``; on error the exception carries how much was written (``.written``)."""
     view = memoryview(data)

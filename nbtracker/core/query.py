@@ -407,7 +407,7 @@ def runs(project: str | None = None, dir: str | os.PathLike[str] | None = None, 
     found: list[RunView] = []
     unreadable: list[tuple[Path, str]] = []
     damaged: list[str] = []
-    for run_dir in _run_dirs(root, project):
+    for run_dir in run_dirs(root, project):
         try:
             doc, problems = _load_doc(run_dir)
         except RunNotFoundError:
@@ -460,7 +460,7 @@ def find_run_dir(ref: str | os.PathLike[str], dir: str | os.PathLike[str] | None
         exact = root / check_project(project) / ref
         if (exact / RUN_FILE).is_file():
             return exact
-    dirs = list(_run_dirs(root, project))
+    dirs = list(run_dirs(root, project))
     for match in (lambda d: d.name == ref, lambda d: _name_of(d) == ref, lambda d: d.name.startswith(ref)):
         hits = [d for d in dirs if match(d)]
         if len(hits) == 1:
@@ -488,7 +488,8 @@ def _name_of(run_dir: Path) -> str | None:
     return name if type(name) is str else None
 
 
-def _run_dirs(root: Path, project: str | None) -> Iterator[Path]:
+def run_dirs(root: Path, project: str | None) -> Iterator[Path]:
+    """Every run directory under the root (of one project), without reading them."""
     if project is not None:
         projects = [root / check_project(project)]
     else:

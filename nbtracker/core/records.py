@@ -147,11 +147,13 @@ def find_checkpoint(run_dir: Path, ref: str) -> Checkpoint:
 
 
 def _primary_of(run_dir: Path) -> tuple[str, str] | None:
+    from .query import read_run_doc
+
     try:
-        pm = read_json(Path(run_dir) / "run.json").get("primary_metric")
-        return (pm["name"], pm["goal"]) if pm else None
-    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        pm = read_run_doc(Path(run_dir), warn=False).get("primary_metric")
+    except NbtrackerError:
         return None
+    return (pm["name"], pm["goal"]) if pm else None
 
 
 def best_checkpoint(checkpoints: Iterable[Checkpoint], primary: tuple[str, str] | None,

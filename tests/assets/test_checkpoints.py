@@ -40,14 +40,6 @@ def _disk(root: Path) -> int:
     return total
 
 
-@pytest.fixture
-def work(tmp_path, monkeypatch):
-    folder = tmp_path / "work"
-    folder.mkdir()
-    monkeypatch.chdir(folder)
-    return folder
-
-
 def test_a_checkpoint_stores_a_file_and_a_folder_and_restores_them_byte_identical(run_root, work):
     (work / "model.pt").write_bytes(os.urandom(300_000))
     (work / "out" / "sub").mkdir(parents=True)

@@ -24,8 +24,8 @@ def _png_pixels(path):
 
 
 def test_images_from_arrays_pil_figures_and_files_round_trip(run_root, tmp_path):
-    from PIL import Image as PILImage
     from matplotlib.figure import Figure
+    from PIL import Image as PILImage
 
     rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
     gray = np.linspace(0, 1, 64).reshape(8, 8)

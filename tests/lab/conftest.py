@@ -122,3 +122,22 @@ def open_and_run_all(page, base: str, name: str) -> None:
              && w.sessionContext.session && w.sessionContext.session.kernel
              && w.sessionContext.session.kernel.status === 'idle'); }""", arg=name, timeout=90_000)
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+
+
+def wait_all_ran(page, timeout: int = 90_000) -> None:
+    """Every code cell has run and the kernel is idle."""
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " return w.content.widgets.every(c => c.model.type !== 'code' || c.model.executionCount !== null)"
+        " && w.sessionContext.session.kernel.status === 'idle'; }", timeout=timeout)
+
+
+def save_and_shut_down(page) -> None:
+    """Save the notebook through the command, then shut its kernel down and wait until it is gone."""
+    time.sleep(1.0)
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000)
+    page.evaluate("() => window.jupyterapp.commands.execute('kernelmenu:shutdown')")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.sessionContext.session"
+                           " || !window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
+                           timeout=30_000)

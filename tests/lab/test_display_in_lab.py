@@ -8,7 +8,7 @@ import time
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
-from .conftest import TOKEN, artifacts, open_and_run_all
+from .conftest import TOKEN, artifacts, open_and_run_all, save_and_shut_down, wait_all_ran
 
 EVIL = "<script>window.__pwned = 1</script><img src=x onerror='window.__pwned=2'>"
 CELLS = [
@@ -101,17 +101,8 @@ def test_saved_notebook_reopened_without_a_kernel_shows_every_output(lab, page):
     cells = [c.replace("range(1100)", "range(60)") for c in CELLS]
     write_notebook(work / "reopen.ipynb", cells)
     open_and_run_all(page, base, "reopen.ipynb")
-    page.wait_for_function(
-        "() => { const w = window.jupyterapp.shell.currentWidget;"
-        " return w.content.widgets.every(c => c.model.type !== 'code' || c.model.executionCount !== null)"
-        " && w.sessionContext.session.kernel.status === 'idle'; }", timeout=90_000)
-    time.sleep(1.0)
-    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
-    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000)
-    page.evaluate("() => window.jupyterapp.commands.execute('kernelmenu:shutdown')")
-    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.sessionContext.session"
-                           " || !window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
-                           timeout=30_000)
+    wait_all_ran(page)
+    save_and_shut_down(page)
     saved = nbformat.read(str(work / "reopen.ipynb"), as_version=4)
     kinds = [set(o.get("data", {})) for c in saved.cells for o in c.outputs if o.get("data")]
     assert kinds and not any("application/vnd.jupyter.widget-view+json" in k for k in kinds)
@@ -148,10 +139,7 @@ def test_notebook7_saved_and_reopened_shows_every_output(lab, page):
         timeout=90_000)
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").click()
     page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
-    page.wait_for_function(
-        "() => { const w = window.jupyterapp.shell.currentWidget;"
-        " return w.content.widgets.every(c => c.model.type !== 'code' || c.model.executionCount !== null)"
-        " && w.sessionContext.session.kernel.status === 'idle'; }", timeout=90_000)
+    wait_all_ran(page)
     time.sleep(1.0)
     page.keyboard.press("Control+s")
     page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000)

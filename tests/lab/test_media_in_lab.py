@@ -9,25 +9,23 @@ import time
 import nbformat
 
 from ..nbexec import NOTEBOOKS
-from .conftest import TOKEN, artifacts, open_and_run_all
+from .conftest import (
+    TOKEN,
+    artifacts,
+    open_and_run_all,
+    save_and_shut_down,
+    wait_all_ran,
+)
 
 
 def test_media_notebook_reopened_without_a_kernel_shows_images_tables_and_histograms(lab, page):
     base, work, runs = lab
     shutil.copy(NOTEBOOKS / "files_artifacts_media.ipynb", work / "media.ipynb")
     open_and_run_all(page, base, "media.ipynb")
-    page.wait_for_function(
-        "() => { const w = window.jupyterapp.shell.currentWidget;"
-        " return w.content.widgets.every(c => c.model.type !== 'code' || c.model.executionCount !== null)"
-        " && w.sessionContext.session.kernel.status === 'idle'; }", timeout=120_000)
+    wait_all_ran(page, timeout=120_000)
     time.sleep(1.0)
     page.screenshot(path=str(artifacts() / "media-live.png"), full_page=True)
-    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
-    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000)
-    page.evaluate("() => window.jupyterapp.commands.execute('kernelmenu:shutdown')")
-    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.sessionContext.session"
-                           " || !window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
-                           timeout=30_000)
+    save_and_shut_down(page)
     saved = nbformat.read(str(work / "media.ipynb"), as_version=4)
     assert not [o for c in saved.cells if c.cell_type == "code" for o in c.outputs if o["output_type"] == "error"]
 
