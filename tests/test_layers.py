@@ -15,7 +15,7 @@ PKG = Path(nbtracker.__file__).parent
 LAYERS = {
     "core": 0,
     "run": 1, "mappings": 1, "_version": 1, "lifecycle": 1, "assets": 1, "media": 1,
-    "capture": 2, "display": 2,
+    "capture": 2, "display": 2, "server": 2,
     "session": 3,
     "cells": 4, "extension": 4, "magics": 4, "cli": 4, "__main__": 4, "__init__": 4,
 }
@@ -107,3 +107,17 @@ def test_capture_and_display_do_not_import_each_other():
         if other:
             for mod, line, _ in _imports(path):
                 assert not mod.startswith(f"nbtracker.{other}"), f"{path}:{line} imports {mod}"
+
+
+def test_the_server_extension_reads_through_core_and_draws_nothing():
+    """The jupyter_server extension (architecture.md: server imports core) also reuses the
+    display layer's min/max series, a pure numpy module; nothing that draws or needs a kernel."""
+    for path in sorted((PKG / "server").rglob("*.py")):
+        for mod, line, _ in _imports(path):
+            top = mod.split(".")[0]
+            if mod.startswith("nbtracker.display"):
+                assert mod == "nbtracker.display.downsample", f"{path}:{line} imports {mod}"
+            assert top not in {"IPython", "ipywidgets", "matplotlib", "ipykernel", "traitlets"}, \
+                f"{path}:{line} imports {mod}"
+            assert not mod.startswith(("nbtracker.run", "nbtracker.session", "nbtracker.capture")), \
+                f"{path}:{line} imports {mod}: the server only reads"

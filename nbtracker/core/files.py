@@ -211,6 +211,48 @@ def read_jsonl(path: Path, live: bool = False) -> list[dict[str, Any]]:
     return list(_read_lines_slow(path, data, live))
 
 
+def read_jsonl_tail(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """The rows of the complete lines written after byte ``offset``, and the offset to pass
+    next time (a reader that follows a growing file reads each byte once).
+
+    An unfinished last line is left for the next call. Lines that do not parse (a torn line a
+    killed writer left behind, later followed by new rows) are skipped silently: the caller
+    is a poller, and ``read_jsonl`` is what reports damage.
+    """
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return [], 0
+    end = data.rfind(b"\n") + 1
+    if end == 0:
+        return [], offset
+    lines = data[:end - 1].split(b"\n")
+    rows: list[dict[str, Any]] = []
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        for i in range(0, len(lines), _CHUNK):
+            chunk = lines[i:i + _CHUNK]
+            try:
+                parsed = json.loads(b"[" + b",".join(chunk) + b"]")
+                if len(parsed) != len(chunk):
+                    raise ValueError("not one value per line")
+            except ValueError:
+                parsed = []
+                for line in chunk:
+                    try:
+                        parsed.append(json.loads(line))
+                    except ValueError:
+                        continue
+            rows += [r for r in parsed if type(r) is dict]
+    finally:
+        if gc_was_on:
+            gc.enable()
+    return rows, offset + end
+
+
 def _read_lines_slow(path: Path, data: bytes, live: bool) -> Iterator[dict[str, Any]]:
     bad: list[int] = []
     lines = data.split(b"\n")
