@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from ..core import events, reprs
 from ..core.errors import NbtrackerError
 from ..core.query import RunList, RunView, load
-from . import media
+from . import frontend, media
 from .sources import make_options
 from .table import RunsTable
 from .views import CompareView, LiveView, View, add_ticker, remove_ticker, report
@@ -46,6 +46,11 @@ def install(shell: Any) -> None:
     reprs.register("Run", _run_bundle)
     reprs.register("RunView", _view_bundle)
     reprs.register("RunList", _list_bundle)
+    if _mode == "notebook":
+        try:
+            frontend.probe()
+        except Exception as e:  # noqa: BLE001 - no comm support: the widget path still works
+            report("the renderer probe", e)
 
 
 def uninstall(shell: Any = None) -> None:
@@ -64,6 +69,7 @@ def uninstall(shell: Any = None) -> None:
     for view in list(_views):
         _detach(view)
     _live.clear()
+    frontend.reset()
     _mode = _shell = None
 
 
@@ -146,7 +152,7 @@ def _on_log(run: Any, row: dict[str, Any]) -> None:
             view.last_row = now
             if view.mode == "static":
                 view.go_live()       # rows again after a cell ended: the widget comes back
-            elif view._image is not None and now >= view._next:
+            elif now >= view._next and view.live_output():
                 view.tick()
 
 

@@ -119,8 +119,40 @@ class RunsTable:
                 f'(lr&lt;0.01 status=crashed)" style="width: 26em; margin: 2px 0 4px 0; font-size: 12px">'
                 f"{self.html()}<script>{_SCRIPT.replace('__ID__', uid)}</script></div>")
 
+    def payload(self) -> dict[str, Any]:
+        """The JupyterLab renderer's data (``application/vnd.nbtracker.runs+json``): columns,
+        one row per run with raw values (sorted and filtered in the browser), the metrics that
+        can be overlaid."""
+        rows = [{"key": f"{r.project}/{r.id}", "name": r.name, "status": r.status,
+                 "values": [_json_value(_raw(r, c)) for c in self.cols]} for r in self.runs]
+        metrics = sorted({k for r in self.runs for k, v in r.summary.items()
+                          if not k.startswith(("best/", "best_step/")) and type(v) in (int, float)})
+        return {"version": 1, "columns": [{"label": c.label, "kind": c.kind} for c in self.cols],
+                "rows": rows, "metrics": metrics}
+
     def bundle(self) -> dict[str, Any]:
-        return {"text/html": self.interactive_html(), "text/plain": self.text()}
+        return {RUNS_MIME: self.payload(), "text/html": self.interactive_html(), "text/plain": self.text()}
+
+
+RUNS_MIME = "application/vnd.nbtracker.runs+json"
+
+
+def _raw(run: Any, col: Any) -> Any:
+    if col.kind == "best":
+        return run.best[1] if run.best and run.best[0] == col.label else None
+    if col.kind == "duration":
+        return run.duration
+    if col.key == "steps":
+        return run.steps
+    return run.get(col.key)
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None if v != v else str(v)
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    return str(v)
 
 
 _ids = itertools.count(1)

@@ -23,11 +23,11 @@ import base64
 import sys
 import threading
 import time
-from dataclasses import astuple
+from dataclasses import astuple, replace
 from typing import Any, Callable, Sequence
 
 from ..core import ticker
-from . import html, media
+from . import frontend, html, media
 from .render import Chart, Line, Panel, Renderer, fmt
 from .sources import MAX_PANELS, Options, Source, stat, xlabel
 from .text import format_view, sparkline
@@ -40,6 +40,9 @@ CREDIT = 0.4
 MIN_INTERVAL = 0.5
 #: The ticker draws a view whose rows stopped arriving this long ago (seconds).
 QUIET = 1.0
+#: With a browser renderer, chart data is sent at most this often (seconds): no PNG is drawn,
+#: an update costs the kernel well under a millisecond per metric.
+JSON_INTERVAL = 0.5
 
 
 class View:
@@ -69,6 +72,8 @@ class View:
         self._png_key: Any = None
         self._png: bytes | None = None
         self._last_static: Any = None  # (state, data, metadata, png) of the last static bundle
+        self._json = False             # live outputs carry chart data for the browser, not a widget
+        self.updates = 0               # chart-data updates sent (for tests and benchmarks)
         self._renderer = Renderer()
         self._cells: set[Any] = set()  # cells with an output of this view (one per cell)
         self.widget: Any = None
@@ -77,8 +82,19 @@ class View:
         self._image: Any = None        # set last: a built widget is a complete widget
 
     # -- what to draw ---------------------------------------------------------------------------
-    def chart(self, title: bool = False) -> Chart:
+    def chart(self, title: bool = False, options: Options | None = None) -> Chart:
         raise NotImplementedError
+
+    def payload(self) -> dict[str, Any]:
+        """The browser renderer's data: the downsampled series without smoothing (the browser
+        smooths), the initial options, and the header and footer HTML."""
+        chart = self.chart(options=replace(self.options, smoothing=0.0))
+        return frontend.chart_payload(chart, kind=self.kind, title=self.title(), status=self._status(),
+                                      smoothing=self.options.smoothing, header=self.header_html(),
+                                      footer=self.footer_html())
+
+    def _status(self) -> str | None:
+        return None
 
     def header_html(self) -> str:
         raise NotImplementedError
@@ -122,11 +138,13 @@ class View:
 
     # -- outputs --------------------------------------------------------------------------------
     def bundle(self, live: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(data, metadata) of an output: PNG, HTML and text, plus the widget view when ``live``."""
+        """(data, metadata) of an output: PNG, HTML, text and the chart data, plus the widget
+        view when ``live``."""
         with self._lock:
             png = self.png()
             b64 = base64.b64encode(png).decode("ascii")
             data: dict[str, Any] = {
+                frontend.CHART_MIME: self.payload(),
                 "image/png": b64,
                 "text/html": self.header_html() + html.img(b64, self.alt()) + self.footer_html(),
                 "text/plain": self.text(),
@@ -138,6 +156,22 @@ class View:
             meta = {"image/png": {"width": _png_width(png)}, "nbtracker": self.meta()}
             if not live:
                 self._last_static = (self._state(), data, meta, png)
+            return data, meta
+
+    def json_bundle(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A live output for a browser renderer: fresh chart data, and the PNG, HTML and text of
+        the last static bundle (what other frontends keep showing until the cell ends). Draws
+        nothing with matplotlib."""
+        with self._lock:
+            self._digest()
+            data: dict[str, Any] = {frontend.CHART_MIME: self.payload()}
+            meta: dict[str, Any] = {"nbtracker": self.meta()}
+            last = self._last_static
+            if last is not None:
+                data.update({k: v for k, v in last[1].items() if k != frontend.CHART_MIME})
+                meta.update({k: v for k, v in last[2].items() if k != "nbtracker"})
+            else:
+                data.update({"text/html": self.header_html() + self.footer_html(), "text/plain": self.title()})
             return data, meta
 
     def meta(self) -> dict[str, Any]:
@@ -163,7 +197,10 @@ class View:
             if cell is not None and cell in self._cells:
                 return False
             live = self.use_widgets and self.changing
-            data, meta = self.bundle(live=live)
+            self._json = live and frontend.browser_draws()
+            # With a browser renderer the first output is the static bundle (a PNG for frontends
+            # that turn out not to have it); chart data follows as rows arrive.
+            data, meta = self.bundle(live=live and not self._json)
             display(data, metadata=meta, raw=True, display_id=self.display_id)
             if cell is not None:
                 self._cells.add(cell)
@@ -199,6 +236,12 @@ class View:
                 return False
             from IPython.display import update_display
 
+            self._json = frontend.browser_draws()
+            if self._json:
+                self.mode = "live"
+                self._next = time.monotonic() + JSON_INTERVAL
+                self._drawn_rows = -1
+                return True
             if self._last_static is None or self.widget is None or self._image is None:
                 data, meta = self.bundle(live=True)
             else:
@@ -263,9 +306,23 @@ class View:
                 self._footer.value = footer
             self._drawn_rows = self.rows()
 
+    def live_output(self) -> bool:
+        """Whether the outputs take live updates (a widget, or chart data for the browser)."""
+        return self.mode == "live" and (self._json or self._image is not None)
+
     def due(self) -> bool:
         """Whether a frame may be drawn now (cheap: called on every logged row)."""
-        return self._image is not None and self.mode == "live" and time.monotonic() >= self._next
+        return self.live_output() and time.monotonic() >= self._next
+
+    def send_data(self) -> None:
+        """A live update for the browser renderer: chart data only (``json_bundle``)."""
+        from IPython.display import update_display
+
+        with self._lock:
+            data, meta = self.json_bundle()
+            update_display(data, metadata=meta, raw=True, display_id=self.display_id)
+            self._drawn_rows = self.rows()
+            self.updates += 1
 
     def tick(self) -> None:
         """Draw a widget frame if rows arrived and the throttle allows it.
@@ -289,7 +346,10 @@ class View:
                 return
             self._next = now + 10 * MIN_INTERVAL   # a draw that raises is not retried on every row
             cpu, wall = time.thread_time(), time.perf_counter()
-            self.redraw()
+            if self._json:
+                self.send_data()
+            else:
+                self.redraw()
             cost = time.thread_time() - cpu
             self.draws += 1
             self.draw_seconds += time.perf_counter() - wall
@@ -298,7 +358,7 @@ class View:
             self.frame_times.append(time.monotonic())
             del self.frame_times[:-1000]
             self._credit -= cost
-            self._next = time.monotonic() + MIN_INTERVAL
+            self._next = time.monotonic() + (JSON_INTERVAL if self._json else MIN_INTERVAL)
         finally:
             self._lock.release()
 
@@ -333,24 +393,28 @@ class LiveView(View):
         suffix = "" if options is None else f"-{id(self):x}"
         self.display_id = f"nbtracker-live-{run.id}{suffix}"
 
-    def chart(self, title: bool = False) -> Chart:
+    def chart(self, title: bool = False, options: Options | None = None) -> Chart:
+        o = options or self.options
         src = self.sources[0]
         names = src.metric_names()
-        chosen = [n for n in (self.options.metrics or names[:MAX_PANELS]) if n in src.series]
+        chosen = [n for n in (o.metrics or names[:MAX_PANELS]) if n in src.series]
         panels = []
         for name in chosen:
-            x, y = src.xy(name, self.options)
+            x, y = src.xy(name, o)
             group, _, leaf = name.rpartition("/")
             panels.append(Panel(title=leaf if group else name, group=group,
-                                lines=[Line(name, x, y)], best=src.best(name, self.options)))
+                                lines=[Line(name, x, y)], best=src.best(name, o)))
         hidden = self.hidden()
         note = ""
         if hidden:
             shown = ", ".join(hidden[:4]) + (", ..." if len(hidden) > 4 else "")
             note = f"{len(hidden)} more metrics ({shown}): run.display(metrics=[...]) picks the panels"
-        return Chart(panels=panels, title=self.title() if title else "", xlabel=xlabel(self.options, src),
-                     log_y=self.options.log_y, note=note if title else "",
+        return Chart(panels=panels, title=self.title() if title else "", xlabel=xlabel(o, src),
+                     log_y=o.log_y, note=note if title else "",
                      empty="waiting for the first run.log()")
+
+    def _status(self) -> str | None:
+        return self.run.status
 
     def title(self) -> str:
         src = self.sources[0]
@@ -409,17 +473,18 @@ class CompareView(View):
         super().__init__([Source(r) for r in runs], widgets=widgets, options=options)
         self.metrics = list(metrics)
 
-    def chart(self, title: bool = False) -> Chart:
+    def chart(self, title: bool = False, options: Options | None = None) -> Chart:
+        o = options or self.options
         panels = []
-        chosen = self.options.metrics or tuple(self.metrics)
+        chosen = o.metrics or tuple(self.metrics)
         for name in chosen:
-            lines = [Line(s.name, *s.xy(name, self.options)) for s in self.sources if name in s.series]
+            lines = [Line(s.name, *s.xy(name, o)) for s in self.sources if name in s.series]
             panels.append(Panel(title=name, lines=lines, legend=True))
         missing = [s.name for s in self.sources if not any(m in s.series for m in chosen)]
         note = f"no {', '.join(chosen)} in: {', '.join(missing)}" if missing else ""
         return Chart(panels=panels, title=self.title() if title else "",
-                     xlabel=xlabel(self.options, self.sources[0]) if self.sources else "step",
-                     log_y=self.options.log_y, note=note if title else "", empty="no runs to compare")
+                     xlabel=xlabel(o, self.sources[0]) if self.sources else "step",
+                     log_y=o.log_y, note=note if title else "", empty="no runs to compare")
 
     def title(self) -> str:
         return f"{', '.join(self.metrics)} across {len(self.sources)} runs"
@@ -471,7 +536,7 @@ def _guard(view: View) -> Callable[[], None]:
         try:
             if view.due() and time.monotonic() - view.last_row >= QUIET:
                 view.tick()
-            elif view._image is None:
+            elif not view.live_output():
                 view._digest()   # keep the feed short even when nothing is shown
         except Exception as e:  # noqa: BLE001
             report("live update", e)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import re
 
 import pytest
@@ -85,10 +87,15 @@ def test_nan_never_matches_a_comparison(tmp_path):
 
 
 def test_the_table_is_one_static_html_output_that_sorts_itself(runs):
-    """Item 0: no widget, so a saved notebook shows it; sorting and filtering run in the page."""
+    """Item 0: no widget, so a saved notebook shows it; sorting and filtering run in the page.
+    Next to the HTML, the JupyterLab renderer's data (raw values; the renderer sets them as text)."""
     t = RunsTable(runs)
     bundle = t.bundle()
-    assert sorted(bundle) == ["text/html", "text/plain"]
+    assert sorted(bundle) == ["application/vnd.nbtracker.runs+json", "text/html", "text/plain"]
+    data = bundle["application/vnd.nbtracker.runs+json"]
+    assert [c["label"] for c in data["columns"]][:5] == ["name", "status", "started", "duration", "steps"]
+    assert len(data["rows"]) == len(runs) and all(len(r["values"]) == len(data["columns"]) for r in data["rows"])
+    json.dumps(data, allow_nan=False)                                # valid JSON for the browser
     page = bundle["text/html"]
     assert page.count("<script>") == 1 and 'class="nbtracker-filter"' in page
     script = page[page.index("<script>"):page.index("</script>")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 
@@ -17,6 +18,7 @@ from tests.nbexec import execute, notebook, outputs, stream_text
 pytestmark = pytest.mark.kernel
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
+CHART = "application/vnd.nbtracker.chart+json"
 EVIL = "<script>window.__pwned=1</script>"
 
 
@@ -36,7 +38,15 @@ def test_live_chart_output_is_static_first_and_ends_on_the_last_step(tmp_path, r
     assert "failed" not in stream_text(nb.cells, "stderr") + stream_text(nb.cells)
     (out,) = outputs(nb.cells[1])
     assert out["output_type"] == "display_data"
-    assert set(out["data"]) == {"image/png", "text/html", "text/plain"}   # at rest: static only
+    # at rest: static only (no widget view), plus the chart data a JupyterLab renderer draws
+    assert set(out["data"]) == {CHART, "image/png", "text/html", "text/plain"}
+    chart = out["data"][CHART]
+    json.dumps(chart, allow_nan=False)
+    assert chart["status"] == "finished" and chart["kind"] == "live"
+    lines = {line["name"]: line for p in chart["panels"] for line in p["lines"]}
+    assert set(lines) == {"train/loss", "val/acc"}
+    assert lines["val/acc"]["x"][-1] == 1999 and len(lines["val/acc"]["x"]) <= 2050
+    assert EVIL not in json.dumps(chart)
     meta = out["metadata"]["nbtracker"]
     # the output shown when the run started was updated in place to the finished run
     assert meta["status"] == "finished" and meta["rows"] == 2000 and meta["last_step"] == 1999
@@ -49,10 +59,11 @@ def test_live_chart_output_is_static_first_and_ends_on_the_last_step(tmp_path, r
     # the training cell itself has no output: no clear_output, no redraw spam
     assert outputs(nb.cells[2]) == []
     table = outputs(nb.cells[4])[0]["data"]
-    assert sorted(table) == ["text/html", "text/plain"]
+    assert sorted(table) == ["application/vnd.nbtracker.runs+json", "text/html", "text/plain"]
     assert "&lt;script&gt;" in table["text/html"] and EVIL not in table["text/html"]
     cmp = outputs(nb.cells[5])
-    assert len(cmp) == 1 and set(cmp[0]["data"]) == {"image/png", "text/html", "text/plain"}
+    assert len(cmp) == 1 and set(cmp[0]["data"]) == {CHART, "image/png", "text/html", "text/plain"}
+    assert cmp[0]["data"][CHART]["kind"] == "compare"
 
 
 class RecordingClient(NotebookClient):

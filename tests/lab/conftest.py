@@ -40,53 +40,86 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.browser)
 
 
+class LabServer:
+    """A JupyterLab server in a temporary root; its kernels write runs under ``runs``.
+
+    ``labextension`` / ``server_extension`` False disable nbtracker's JupyterLab extension /
+    jupyter_server extension through the server's own config dir (as ``jupyter labextension
+    disable`` and ``jupyter server extension disable`` would)."""
+
+    def __init__(self, root: Path, *, labextension: bool = True, server_extension: bool = True) -> None:
+        if not Path(CHROMIUM).exists():
+            pytest.fail(f"no Chromium at {CHROMIUM}: install it (bash .ci/run does: apt-get install chromium)")
+        self.root = root
+        self.work, self.runs = root / "work", root / "runs"
+        self.work.mkdir()
+        settings = root / "settings" / "@jupyterlab" / "apputils-extension"
+        settings.mkdir(parents=True)
+        (settings / "notification.jupyterlab-settings").write_text(
+            json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        cfg = root / "cfg"
+        (cfg / "labconfig").mkdir(parents=True)
+        if not labextension:
+            (cfg / "labconfig" / "page_config.json").write_text(
+                json.dumps({"disabledExtensions": {"nbtracker": True}}))
+        if not server_extension:
+            (cfg / "jupyter_server_config.json").write_text(
+                json.dumps({"ServerApp": {"jpserver_extensions": {"nbtracker.server": False}}}))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(root / "settings"),
+               "JUPYTERLAB_WORKSPACES_DIR": str(root / "ws"), "JUPYTER_CONFIG_DIR": str(cfg),
+               "JUPYTER_RUNTIME_DIR": str(root / "rt"), "NBTRACKER_DIR": str(self.runs),
+               "NBTRACKER_QUIET": "1"}
+        env.pop("NBTRACKER_RENDERER", None)
+        self.log_path = root / "server.log"
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+             f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={self.work}",
+             "--LabApp.expose_app_in_browser=True", "--JupyterNotebookApp.expose_app_in_browser=True",
+             "--allow-root"],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            if self.proc.poll() is not None:
+                pytest.fail(f"JupyterLab exited ({self.proc.returncode}):\n{self.log_path.read_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(f"{self.base}/api/status?token={TOKEN}", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.proc.terminate()
+                    pytest.fail(f"JupyterLab did not start in 90 s:\n{self.log_path.read_text()[-3000:]}")
+                time.sleep(0.2)
+
+    def stop(self, name: str) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+        shutil.copy(self.log_path, artifacts() / f"{name}.log")
+
+
+@pytest.fixture(scope="session")
+def lab_server(tmp_path_factory):
+    """JupyterLab with nbtracker's extensions, as ``pip install nbtracker`` leaves it."""
+    server = LabServer(tmp_path_factory.mktemp("lab-ext"))
+    yield server
+    server.stop("server-with-extension")
+
+
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory):
-    """(base url, notebook dir, run root) of a JupyterLab server for this test session."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: install it (bash .ci/run does: apt-get install chromium)")
-    root = tmp_path_factory.mktemp("lab")
-    work, runs = root / "work", root / "runs"
-    work.mkdir()
-    settings = root / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(root / "settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(root / "ws"), "JUPYTER_CONFIG_DIR": str(root / "cfg"),
-           "JUPYTER_RUNTIME_DIR": str(root / "rt"), "NBTRACKER_DIR": str(runs), "NBTRACKER_QUIET": "1"}
-    log_path = root / "server.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={work}",
-         "--LabApp.expose_app_in_browser=True", "--JupyterNotebookApp.expose_app_in_browser=True",
-         "--allow-root"],
-        env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"JupyterLab exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2).read()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.terminate()
-                pytest.fail(f"JupyterLab did not start in 90 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
-    yield base, work, runs
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
-    shutil.copy(log_path, artifacts() / "server.log")
+    """(base url, notebook dir, run root) of a JupyterLab **without** nbtracker's extensions:
+    what VS Code, Colab or a Lab where they are disabled show (PNG, HTML, ipywidgets)."""
+    server = LabServer(tmp_path_factory.mktemp("lab"), labextension=False, server_extension=False)
+    yield server.base, server.work, server.runs
+    server.stop("server")
 
 
 @pytest.fixture(scope="session")
