@@ -287,9 +287,13 @@ def _handlers() -> dict[str, type]:
         @tornado.web.authenticated
         def get(self, project: str, run_id: str) -> None:
             run_dir = self.resolve(project, run_id)
-            rel = self.get_argument("path", "")
+            # the raw argument: tornado's get_argument turns control characters (NUL) into
+            # spaces, and a path with a NUL must be refused, not looked up under another name
+            raw = (self.request.query_arguments.get("path") or [b""])[-1]
             try:
-                path = self.api.run_file(run_dir, rel)
+                path = self.api.run_file(run_dir, raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise tornado.web.HTTPError(403, reason="path is not UTF-8") from None
             except PermissionError as e:
                 raise tornado.web.HTTPError(403, reason=_reason(e)) from None
             except LookupError as e:
@@ -297,15 +301,13 @@ def _handlers() -> dict[str, type]:
             suffix = path.suffix.lower()
             self.set_header("X-Content-Type-Options", "nosniff")
             self.set_header("Content-Security-Policy", "default-src 'none'; sandbox")
-            if suffix in INLINE:
-                self.set_header("Content-Type", INLINE[suffix])
-            else:
-                self.set_header("Content-Type", "application/octet-stream")
+            ctype = INLINE.get(suffix, "application/octet-stream")
+            if suffix not in INLINE:
                 self.set_header("Content-Disposition", "attachment")
             with open(path, "rb") as f:
                 while chunk := f.read(1 << 20):
                     self.write(chunk)
-            self.finish()
+            self.finish(set_content_type=ctype)
 
     return {"runs": Runs, "run": Run, "metrics": Metrics, "cells": Cells, "code": Code,
             "assets": Assets, "file": File}

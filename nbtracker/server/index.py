@@ -124,8 +124,11 @@ class RunIndex:
 
     def page(self, project: str | None = None, offset: int = 0, limit: int = 500,
              since: int | None = None) -> dict[str, Any]:
-        """Newest first. With ``since`` (a generation a client has): only what changed after it."""
-        self.refresh()
+        """Newest first. With ``since`` (a generation a client has): only what changed after it.
+
+        The first page of a full listing is always current; polls and later pages share a
+        refresh made less than ``MIN_REFRESH`` seconds ago."""
+        self.refresh(force=since is None and offset == 0)
         with self._lock:
             entries = [e for e in self._entries.values()
                        if project is None or e.summary["project"] == project]
