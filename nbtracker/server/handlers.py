@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +180,17 @@ def setup(serverapp: Any) -> None:
         (base + run + r"/assets", h["assets"], {"api": api}),
         (base + run + r"/file", h["file"], {"api": api}),
     ])
+    # Read every run.json once in the background now, so the Runs panel's first listing is a
+    # refresh (one stat per run), not 10,000 JSON parses while the user waits.
+    threading.Thread(target=_warm, args=(api, serverapp.log), name="nbtracker-index", daemon=True).start()
     serverapp.log.info("nbtracker server extension loaded: runs under %s (%s)", root, why)
+
+
+def _warm(api: Api, log: Any) -> None:
+    try:
+        api.index.refresh(force=True)
+    except Exception as e:  # noqa: BLE001 - a request will retry and report
+        log.warning("nbtracker: could not list the runs under %s: %s", api.root, e)
 
 
 def _handlers() -> dict[str, type]:
