@@ -161,6 +161,8 @@ export interface MetricsReply {
   rows: number;
   keys: string[];
   series: Record<string, SeriesReply>;
+  /** The server is still reading a long history: these are the rows at the end of the file. */
+  partial?: { bytes: number; tail_rows: number };
 }
 
 export type FetchMetrics = (keys: string[] | null, have: Record<string, number>) => Promise<MetricsReply>;
@@ -171,6 +173,8 @@ export class SeriesModel {
   series = new Map<string, SeriesData>();
   keys: string[] = [];
   rows = 0;
+  /** The last reply was partial (a long history still being read): poll again. */
+  partial = false;
 
   constructor(private fetchMetrics: FetchMetrics) {}
 
@@ -183,7 +187,8 @@ export class SeriesModel {
   /** Fetch what is new; returns whether anything changed. */
   async update(keys: string[] | null = null): Promise<boolean> {
     const reply = await this.fetchMetrics(keys, this.have());
-    let changed = reply.rows !== this.rows || reply.keys.length !== this.keys.length;
+    let changed = reply.rows !== this.rows || reply.keys.length !== this.keys.length || !!reply.partial !== this.partial;
+    this.partial = !!reply.partial;
     const refetch: string[] = [];
     for (const [key, part] of Object.entries(reply.series)) {
       if (part.x.length === 0 && !part.replace && this.series.has(key)) {

@@ -134,7 +134,7 @@ export class RunView extends Poller {
     if (!this.loaded.has('config')) {
       this.renderConfig();
     }
-    return this.doc.status === 'running';
+    return this.doc.status === 'running' || this.series.partial;
   }
 
   private renderHeader(): void {
@@ -179,7 +179,17 @@ export class RunView extends Poller {
       }
       return { title: k, lines: [{ name: this.doc?.name || k, x: s.x, y: s.y }], best };
     });
-    this.more.textContent = keys.length > MAX_PANELS ? `${keys.length - MAX_PANELS} more metrics: ${keys.slice(MAX_PANELS).join(', ')}` : keys.length ? '' : 'no metrics logged yet';
+    const notes = [];
+    if (this.series.partial) {
+      notes.push(`reading the whole history (${fmtValue(this.doc?.rows)} rows); the latest ${this.series.rows} rows meanwhile…`);
+    }
+    if (keys.length > MAX_PANELS) {
+      notes.push(`${keys.length - MAX_PANELS} more metrics: ${keys.slice(MAX_PANELS).join(', ')}`);
+    }
+    if (!keys.length) {
+      notes.push('no metrics logged yet');
+    }
+    this.more.textContent = notes.join(' · ');
     this.chart.setPanels(panels);
   }
 
@@ -330,7 +340,7 @@ export class CompareView extends Poller {
     this.docs = await Promise.all(this.keys.map(k => api.getRun(k)));
     await Promise.all(this.models.map(m => m.update()));
     this.draw();
-    return this.docs.some(d => d.status === 'running');
+    return this.docs.some(d => d.status === 'running') || this.models.some(m => m.partial);
   }
 
   private draw(): void {

@@ -102,3 +102,22 @@ test('SeriesModel sends what it holds and folds increments in', async () => {
   assert.deepEqual(model.series.get('loss')!.x, [0, 9]);
   assert.deepEqual(sent, [{}, { loss: 3 }, { loss: 4 }, { loss: 4 }, {}]);
 });
+
+test('SeriesModel: a partial reply (long history still being read) is shown, then replaced', async () => {
+  const replies: MetricsReply[] = [
+    { rows: 5, keys: ['loss'], series: { loss: { n: 0, from: 0, replace: true, x: [995, 999], t: [0, 0], y: [1, 1] } }, partial: { bytes: 1e8, tail_rows: 5 } },
+    { rows: 1000, keys: ['loss'], series: { loss: { n: 1000, from: 0, replace: true, x: [0, 500, 999], t: [0, 0, 0], y: [3, 2, 1] } } }
+  ];
+  const sent: Record<string, number>[] = [];
+  const model = new SeriesModel(async (_k, have) => {
+    sent.push(have);
+    return replies.shift()!;
+  });
+  await model.update();
+  assert.ok(model.partial);
+  assert.deepEqual(model.series.get('loss')!.x, [995, 999]);
+  await model.update();
+  assert.ok(!model.partial);
+  assert.deepEqual(model.series.get('loss')!.x, [0, 500, 999]);
+  assert.deepEqual(sent, [{}, { loss: 0 }]);
+});

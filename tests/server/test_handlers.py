@@ -137,6 +137,12 @@ def test_metrics_are_downsampled_then_polled_as_increments(server):
     run.flush()
     key = f"m/{run.id}"
     reply = get(base, f"runs/{key}/metrics")
+    deadline = time.monotonic() + 60
+    while "partial" in reply:          # 9 MB: read in the background, the latest rows meanwhile
+        assert reply["series"]["loss"]["x"][-1] == 99_999 and reply["series"]["loss"]["n"] == 0
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+        reply = get(base, f"runs/{key}/metrics")
     assert reply["rows"] == 100_000 and set(reply["keys"]) == {"loss", "spike"}
     spike = reply["series"]["spike"]
     assert spike["replace"] and spike["n"] == 100_000 and len(spike["x"]) <= 2100
@@ -240,3 +246,25 @@ def test_hostile_values_come_back_as_valid_json_data(server):
     assert listing["runs"][0]["tags"] == [evil]
     series = get(base, f"runs/evil/{r.id}/metrics")["series"]
     assert series[evil]["y"] == [1.0] and series["inf"]["y"] == [None]
+
+
+def test_a_long_history_is_read_in_the_background_with_the_latest_rows_meanwhile(tmp_path, monkeypatch):
+    """In-process (the threshold lowered): the first replies carry the file's last rows, flagged
+    partial; then the whole history, downsampled, with every extreme."""
+    from nbtracker.server import series as srv
+
+    monkeypatch.setattr(srv, "PROGRESSIVE_BYTES", 1 << 20)
+    monkeypatch.setattr(srv, "TAIL_BYTES", 64 << 10)
+    with nbtracker.init(project="big", dir=tmp_path) as run:
+        for i in range(60_000):
+            run.log({"loss": -5.0 if i == 123 else 1 / (i + 1)})
+    cache = srv.SeriesCache()
+    rs = cache.get(run.dir)
+    first = rs.payload(None, {}, None)
+    assert "partial" in first and 0 < first["rows"] < 2_000
+    assert first["series"]["loss"]["n"] == 0 and first["series"]["loss"]["x"][-1] == 59_999
+    rs.loading.join(30) if rs.loading else None
+    whole = cache.get(run.dir).payload(None, {"loss": 0}, None)
+    assert "partial" not in whole and whole["rows"] == 60_000
+    loss = whole["series"]["loss"]
+    assert loss["replace"] and loss["n"] == 60_000 and loss["x"][0] == 0 and -5.0 in loss["y"]
