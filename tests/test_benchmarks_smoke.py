@@ -38,3 +38,13 @@ def test_bench_assets_quick_runs():
     for name in ("checkpoint a 8 MiB file", "unchanged re-checkpoint", "log_image 256x256 RGB",
                  "image/100 steps", "console captured"):
         assert name in out.stdout
+
+
+@pytest.mark.slow
+def test_bench_lab_quick_runs():
+    out = subprocess.run([sys.executable, str(BENCH / "bench_lab.py"), "--quick"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    for name in ("1 kHz loop, browser chart on", "chart-data updates per second", "listing 100 runs",
+                 "poll of 100 unchanged runs", "metric, first reply", "live run poll", "saved notebook"):
+        assert name in out.stdout, name

@@ -48,7 +48,7 @@ export class RunsPanel extends Widget {
 
   render(): void {
     const m = this.model;
-    this.status.textContent = m.error ? `cannot list runs: ${m.error} (retrying)` : `${m.runs.size} runs under ${m.root}`;
+    this.status.textContent = m.error ? `cannot list runs: ${m.error} (retrying)` : `${m.runs.size} run${m.runs.size === 1 ? '' : 's'} under ${m.root}`;
     this.status.classList.toggle('nbt-error', !!m.error);
     const needle = this.filter.value.trim().toLowerCase();
     const now = Date.now() / 1000;

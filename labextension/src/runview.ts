@@ -214,9 +214,23 @@ export class RunView extends Poller {
           parts.push(el('h3', undefined, file === 'clean.py' ? 'clean (the last version of each cell)' : 'history (every execution, in order)'));
           parts.push(el('pre', `nbt-code nbt-code-${file.split('.')[0]}`, code[file] ?? 'not captured'));
         }
-        if (code.source) {
-          parts.push(el('h3', undefined, 'notebook and its differences'));
-          parts.push(el('pre', 'nbt-code nbt-source', JSON.stringify(code.source, null, 1)));
+        const source = code.source;
+        if (source) {
+          parts.push(el('h3', undefined, 'the notebook file and what ran'));
+          const d = source.differences;
+          const found = source.path ? `${source.path} (found by ${source.method})` : `not found (tried: ${(source.tried || []).join('; ')})`;
+          parts.push(el('div', 'nbt-note', `notebook: ${found}`));
+          if (d) {
+            parts.push(el('div', 'nbt-note', d.identical ? 'the file holds exactly the code that ran' : `cells in the file never run: ${d.cells_in_file_never_run} · cells run but not in the file: ${d.cells_run_not_in_file}`));
+            if (Array.isArray(d.diff) && d.diff.length) {
+              const pre = el('pre', 'nbt-code nbt-diff-lines');
+              for (const line of d.diff as string[]) {
+                const cls = line.startsWith('+') && !line.startsWith('+++') ? 'nbt-add' : line.startsWith('-') && !line.startsWith('---') ? 'nbt-del' : line.startsWith('@@') ? 'nbt-hunk' : '';
+                pre.append(el('span', cls, line.endsWith('\n') ? line : line + '\n'));
+              }
+              parts.push(pre);
+            }
+          }
         }
         page.replaceChildren(...parts);
       } else if (name === 'files') {

@@ -15,11 +15,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..core.errors import NbtrackerError
 from ..core.paths import RUN_FILE
-from ..core.query import _load_doc, run_dirs
+from ..core.query import _load_doc
 from ..core.status import effective_status
 
 #: A refresh is shared by every request within this many seconds.
@@ -39,6 +39,15 @@ def clean(value: Any) -> Any:
     return value
 
 
+def _scalar(value: Any) -> Any:
+    """A summary value as the listing sends it: JSON-safe, and nothing bulky."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return clean(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return None
+
+
 def summarize(run_dir: Path, doc: dict[str, Any]) -> dict[str, Any]:
     """What the listing shows of one run (small: no config, no full summary)."""
     summary = doc.get("summary") or {}
@@ -46,9 +55,10 @@ def summarize(run_dir: Path, doc: dict[str, Any]) -> dict[str, Any]:
     primary = None
     if pm:
         name = pm["name"]
-        primary = {"name": name, "goal": pm["goal"], "last": summary.get(name),
-                   "best": summary.get("best/" + name), "best_step": summary.get("best_step/" + name)}
-    return clean({
+        primary = {"name": name, "goal": pm["goal"], "last": _scalar(summary.get(name)),
+                   "best": _scalar(summary.get("best/" + name)),
+                   "best_step": _scalar(summary.get("best_step/" + name))}
+    return {
         "key": f"{run_dir.parent.name}/{run_dir.name}",
         "id": doc.get("id") or run_dir.name,
         "project": run_dir.parent.name,
@@ -58,11 +68,11 @@ def summarize(run_dir: Path, doc: dict[str, Any]) -> dict[str, Any]:
         "tags": list(doc.get("tags") or []),
         "start_time": doc.get("start_time"),
         "end_time": doc.get("end_time"),
-        "updated_time": doc.get("updated_time"),
+        "updated_time": _scalar(doc.get("updated_time")),
         "rows": int(doc.get("rows") or 0),
         "primary": primary,
-        "replay_of": doc.get("replay_of"),
-    })
+        "replay_of": _scalar(doc.get("replay_of")),
+    }
 
 
 @dataclass
@@ -91,13 +101,14 @@ class RunIndex:
                 return
             self._refreshed = now
             seen = set()
-            for run_dir in run_dirs(self.root, None):
-                key = f"{run_dir.parent.name}/{run_dir.name}"
+            for project, name, path in _walk(str(self.root)):
+                key = f"{project}/{name}"
                 try:
-                    st = os.stat(run_dir / RUN_FILE)
+                    st = os.stat(os.path.join(path, RUN_FILE))
                 except OSError:
                     continue          # being created, or not a run
                 seen.add(key)
+                run_dir = Path(path)
                 stamp = (st.st_mtime_ns, st.st_size)
                 entry = self._entries.get(key)
                 if entry is not None and entry.stamp == stamp:
@@ -146,6 +157,23 @@ class RunIndex:
             out["offset"] = offset
             out["runs"] = [e.summary for e in entries[offset:offset + limit]]
             return out
+
+
+def _walk(root: str) -> Iterator[tuple[str, str, str]]:
+    """(project, run id, path) of every run directory under the root, as ``core.query.run_dirs``
+    finds them, with plain strings (10,000 ``Path`` objects cost more than the stat calls)."""
+    try:
+        projects = [e for e in os.scandir(root) if not e.name.startswith(".") and e.is_dir()]
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for p in projects:
+        try:
+            entries = list(os.scandir(p.path))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for e in entries:
+            if not e.name.startswith(".") and e.is_dir():
+                yield p.name, e.name, e.path
 
 
 def _newest(entry: _Entry) -> tuple[float, str]:

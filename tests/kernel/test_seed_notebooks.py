@@ -97,3 +97,19 @@ def test_a_run_that_ends_without_rows_shows_its_header_not_an_empty_chart(tmp_pa
     assert "image/png" not in empty["data"] and "no-rows" in empty["data"]["text/html"]
     assert "waiting for the first" not in str(empty["data"]) and "hi" in empty["data"]["text/html"]
     assert outputs(nb.cells[2], "image/png")                       # a run with rows keeps its chart
+
+
+def test_jupyterlab_tour_notebook_carries_chart_data_next_to_its_pictures(tmp_path, run_root):
+    """notebooks/jupyterlab_tour.ipynb under nbclient (no extension): every chart output has
+    its PNG, HTML and text, and the data the Lab extension draws; the table has its data too."""
+    nb = execute(NOTEBOOKS / "jupyterlab_tour.ipynb", cwd=tmp_path, run_root=run_root, timeout=240)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    live = outputs(code[1])[0]["data"]
+    chart = live["application/vnd.nbtracker.chart+json"]
+    assert {"image/png", "text/html", "text/plain"} <= set(live)
+    assert chart["status"] == "finished" and chart["panels"][0]["title"] == "val/acc"
+    assert chart["panels"][0]["best"][2].startswith("best 1")
+    table = outputs(code[4])[0]["data"]["application/vnd.nbtracker.runs+json"]
+    assert sorted(r["name"] for r in table["rows"]) == ["live-run", "other-run"]
+    cmp = outputs(code[5])[0]["data"]["application/vnd.nbtracker.chart+json"]
+    assert cmp["kind"] == "compare" and {line["name"] for line in cmp["panels"][0]["lines"]} == {"live-run", "other-run"}

@@ -8,7 +8,7 @@ reopened notebook with its kernel shut down, hostile names rendered as text.
 
 from __future__ import annotations
 
-import json
+import shutil
 import time
 import uuid
 
@@ -16,6 +16,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+from ..nbexec import NOTEBOOKS
 from .conftest import TOKEN, LabServer, artifacts, open_and_run_all, save_and_shut_down, wait_all_ran
 
 EVIL = "<img src=x onerror='window.__pwned=1'><script>window.__pwned=2</script>"
@@ -49,23 +50,43 @@ def run_row(page, name):
     return page.locator("#nbtracker-runs-panel .nbt-run", has=page.locator(".nbt-run-name", has_text=name))
 
 
+ANSWER = "from nbtracker.display import frontend\nprint('renderer answer:', frontend._answer[0])"
+
+
+def answer(page) -> str:
+    """What the kernel learnt from its comm. Run All queues every cell before the comm's reply,
+    so the last cell (ANSWER) is run once more after everything ran."""
+    wait_all_ran(page)
+    page.evaluate("() => { const nb = window.jupyterapp.shell.currentWidget.content;"
+                  " nb.activeCellIndex = nb.widgets.length - 1;"
+                  " window.jupyterapp.commands.execute('notebook:run-cell'); }")
+    count = len(page.locator(".jp-Notebook .jp-Cell").all())
+    page.wait_for_function("(n) => { const w = window.jupyterapp.shell.currentWidget;"
+                           " const c = w.content.widgets[n - 1];"
+                           " return c.model.executionCount > n && w.sessionContext.session.kernel.status === 'idle'; }",
+                           arg=count)
+    out = page.locator(".jp-OutputArea-output pre", has_text="renderer answer:")
+    return out.inner_text().split(":", 1)[1].strip()
+
+
 def updates(chart) -> int:
     return int(chart.get_attribute("data-updates") or 0)
 
 
 def test_live_chart_is_drawn_by_the_extension_and_the_panel_follows_the_run(lab_server, page):
-    """The notebook's live chart is uPlot, moving at least once a second while the loop runs;
-    the panel lists the run as running, then finished without a reload; the run opens in the
-    main area with its chart and hover values; two runs overlay in a comparison."""
-    write_notebook(lab_server.work / "live.ipynb", LIVE)
+    """notebooks/jupyterlab_tour.ipynb, run all: the live chart is uPlot, moving at least once a
+    second while the loop runs; the panel lists the run as running, then finished without a
+    reload; the run opens in the main area with its chart and hover values; two runs overlay
+    in a comparison; the runs table and the comparison output are interactive."""
+    shutil.copy(NOTEBOOKS / "jupyterlab_tour.ipynb", lab_server.work / "live.ipynb")
     open_and_run_all(page, lab_server.base, "live.ipynb")
-    chart = page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".nbtracker-chart-output")
+    chart = page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".nbtracker-chart-output")
     chart.wait_for(state="visible", timeout=60_000)
     open_runs_panel(page)
     row = run_row(page, "live-run")
     row.wait_for()
     # while the loop runs: the chart changes at least once a second, drawn on canvases
-    page.wait_for_function("() => { const c = document.querySelectorAll('.jp-Cell')[1]"
+    page.wait_for_function("() => { const c = document.querySelectorAll('.jp-Cell')[2]"
                            ".querySelector('.nbtracker-chart-output'); return c && +c.dataset.updates >= 2; }",
                            timeout=60_000)
     assert row.get_attribute("data-status") == "running"
@@ -129,6 +150,23 @@ def test_live_chart_is_drawn_by_the_extension_and_the_panel_follows_the_run(lab_
     diff.wait_for()
     assert "config.lr" in diff.inner_text() and "0.5" in diff.inner_text()
     page.screenshot(path=str(artifacts() / "ext-compare.png"))
+    # back in the notebook: the comparison output is drawn by the extension, the table too
+    page.locator(".lm-TabBar-tab", has_text="live.ipynb").click()
+    outputs = page.locator(".jp-Notebook .jp-Cell")
+    compare_out = outputs.nth(6).locator(".nbtracker-chart-output")
+    compare_out.locator("canvas").first.wait_for()
+    assert "live-run" in compare_out.locator(".u-legend").first.inner_text()
+    table = outputs.nth(5).locator(".nbtracker-runs-output")
+    table.locator("tbody tr").nth(1).wait_for()
+    table.locator("tbody tr", has_text="live-run").locator("input").check()
+    table.locator("tbody tr", has_text="other-run").locator("input").check()
+    table.locator("select").select_option("val/acc")
+    table.locator("button.nbt-overlay-button").click()
+    overlay = table.locator(".nbt-overlay .u-legend")
+    overlay.wait_for()
+    assert "live-run" in overlay.inner_text() and "other-run" in overlay.inner_text()
+    table.scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts() / "ext-runs-table-overlay.png"))
 
 
 def test_saved_notebook_reopened_with_the_kernel_shut_down_keeps_the_interactive_chart(lab_server, page):
@@ -187,7 +225,7 @@ def test_hostile_names_keys_and_values_are_text_everywhere(lab_server, page):
 
 
 def test_notebook7_draws_the_live_chart(lab_server, page):
-    write_notebook(lab_server.work / "nb7.ipynb", LIVE[:2] + ["for i in range(300):\n    run.log({'loss': 1 / (i + 1)})\nrun.finish()"])
+    write_notebook(lab_server.work / "nb7.ipynb", LIVE[:2] + ["for i in range(300):\n    run.log({'loss': 1 / (i + 1)})\nrun.finish()", ANSWER])
     page.goto(f"{lab_server.base}/notebooks/nb7.ipynb?token={TOKEN}")
     page.wait_for_function(
         "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
@@ -199,6 +237,7 @@ def test_notebook7_draws_the_live_chart(lab_server, page):
     chart.locator("canvas").first.wait_for()
     page.wait_for_function("(e) => e.dataset.status === 'finished'", arg=chart.element_handle(), timeout=60_000)
     page.screenshot(path=str(artifacts() / "ext-notebook7.png"))
+    assert answer(page) == "True"          # the extension answered the kernel's comm
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +251,7 @@ def test_with_the_lab_extension_disabled_the_png_shows(lab_without_labextension,
     """The server extension is still on (its hint says a renderer is there); the browser has
     none: the outputs fall back to the PNG and HTML they carry, and the comm tells the kernel."""
     server = lab_without_labextension
-    write_notebook(server.work / "plain.ipynb", LIVE[:2] + ["for i in range(300):\n    run.log({'loss': 1 / (i + 1)})", "run.finish()"])
+    write_notebook(server.work / "plain.ipynb", LIVE[:2] + ["for i in range(300):\n    run.log({'loss': 1 / (i + 1)})", "run.finish()", ANSWER])
     open_and_run_all(page, server.base, "plain.ipynb")
     wait_all_ran(page)
     img = page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-OutputArea-output img")
@@ -221,3 +260,5 @@ def test_with_the_lab_extension_disabled_the_png_shows(lab_without_labextension,
     assert page.locator(".nbtracker-chart-output").count() == 0
     assert page.locator("#nbtracker-runs-panel").count() == 0
     page.screenshot(path=str(artifacts() / "ext-disabled-png.png"))
+    # the kernel was told: Lab closed its comm (no such target), so later cells use widgets
+    assert answer(page) == "False"
