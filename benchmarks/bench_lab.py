@@ -263,7 +263,8 @@ def bench_notebook(steps: int) -> list[dict]:
     chart = sum(len(json.dumps(o["data"][m])) for c in nb.cells for o in c.get("outputs", [])
                 for m in ("application/vnd.nbtracker.chart+json", "application/vnd.nbtracker.runs+json")
                 if m in o.get("data", {}))
-    png = sum(len(o["data"]["image/png"]) for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {}))
+    png = sum(len(o["data"]["image/png"]) for c in nb.cells for o in c.get("outputs", [])
+              if "image/png" in o.get("data", {}))
     print(f"  saved {steps:,}-step notebook: {size / 1024:.0f} KiB; chart and table data {chart / 1024:.0f} KiB, "
           f"PNGs {png / 1024:.0f} KiB (base64, each also inside its HTML)")
     return [dict(name=f"saved notebook, {steps:,} steps, table, comparison", unit="KiB", baseline=None,

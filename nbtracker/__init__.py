@@ -18,7 +18,12 @@ from .core.query import RunList, RunView
 from .core.records import ArtifactVersion, Checkpoint, Model, ModelVersion
 from .core.stream import stream
 from .media import Histogram, Image, Table
-from .extension import load_ipython_extension, unload_ipython_extension
+from .extension import (
+    _jupyter_labextension_paths as _jupyter_labextension_paths,
+    _jupyter_server_extension_points as _jupyter_server_extension_points,
+    load_ipython_extension,
+    unload_ipython_extension,
+)
 from .run import Run, current_run, finish, log
 from .session import compare, init, load, runs
 

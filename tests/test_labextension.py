@@ -67,7 +67,8 @@ def test_a_plain_install_in_a_fresh_venv_enables_both_extensions(tmp_path):
                             text=True, env=env, timeout=300)
     lab_out = _plain(labext.stdout + labext.stderr)
     server_out = _plain(server.stdout + server.stderr)
-    assert re.search(rf"nbtracker v{re.escape(nbtracker.__version__)} enabled OK \(python, nbtracker\)", lab_out), lab_out
+    version = re.escape(nbtracker.__version__)
+    assert re.search(rf"nbtracker v{version} enabled OK \(python, nbtracker\)", lab_out), lab_out
     assert re.search(r"nbtracker\.server enabled", server_out), server_out
     assert re.search(r"nbtracker\.server\s+OK", server_out), server_out
     # the installed package imports without Jupyter being imported

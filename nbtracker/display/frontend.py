@@ -20,7 +20,6 @@ at the end of each cell and at finish, next to the chart data, so every frontend
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 

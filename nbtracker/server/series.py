@@ -35,7 +35,7 @@ MAX_INCREMENT = 2 * TARGET
 #: A metrics file larger than this is read in the background (see the module doc).
 PROGRESSIVE_BYTES = 8 << 20
 #: What a request gets meanwhile: the rows in this many bytes at the end of the file.
-TAIL_BYTES = 1 << 20
+TAIL_BYTES = 512 << 10
 
 
 def _floats(a: np.ndarray) -> list[float | None]:

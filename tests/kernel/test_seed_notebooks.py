@@ -112,4 +112,5 @@ def test_jupyterlab_tour_notebook_carries_chart_data_next_to_its_pictures(tmp_pa
     table = outputs(code[4])[0]["data"]["application/vnd.nbtracker.runs+json"]
     assert sorted(r["name"] for r in table["rows"]) == ["live-run", "other-run"]
     cmp = outputs(code[5])[0]["data"]["application/vnd.nbtracker.chart+json"]
-    assert cmp["kind"] == "compare" and {line["name"] for line in cmp["panels"][0]["lines"]} == {"live-run", "other-run"}
+    assert cmp["kind"] == "compare"
+    assert {line["name"] for line in cmp["panels"][0]["lines"]} == {"live-run", "other-run"}

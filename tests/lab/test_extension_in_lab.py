@@ -118,7 +118,8 @@ def test_live_chart_is_drawn_by_the_extension_and_the_panel_follows_the_run(lab_
     box = over.bounding_box()
     legend_values = view.locator(".nbt-panel").first.locator(".u-legend .u-value")
     page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)
-    page.wait_for_function("(v) => { const e = document.querySelectorAll('.nbt-run-view .nbt-panel .u-legend .u-value');"
+    page.wait_for_function("(v) => { const e = document.querySelectorAll("
+                           "'.nbt-run-view .nbt-panel .u-legend .u-value');"
                            " return e.length > 1 && e[1].textContent !== '--' && e[1].textContent !== ''; }", arg=None)
     hovered = legend_values.nth(1).inner_text()
     float(hovered)                                            # a number under the cursor
@@ -203,7 +204,8 @@ def test_hostile_names_keys_and_values_are_text_everywhere(lab_server, page):
     cells = ["%load_ext nbtracker\nimport nbtracker",
              f"evil = nbtracker.init(project='hostile', name={EVIL!r}, tags=[{EVIL!r}], notes={EVIL!r}, "
              f"config={{{EVIL!r}: {EVIL!r}}}, primary_metric={EVIL!r})\n"
-             f"for i in range(20):\n    evil.log({{{EVIL!r}: i, 'ok': i}})\nevil.summary[{EVIL!r}] = {EVIL!r}\nevil.finish()",
+             f"for i in range(20):\n    evil.log({{{EVIL!r}: i, 'ok': i}})\n"
+             f"evil.summary[{EVIL!r}] = {EVIL!r}\nevil.finish()",
              "nbtracker.runs(project='hostile')"]
     write_notebook(lab_server.work / "hostile.ipynb", cells)
     open_and_run_all(page, lab_server.base, "hostile.ipynb")
@@ -225,7 +227,8 @@ def test_hostile_names_keys_and_values_are_text_everywhere(lab_server, page):
 
 
 def test_notebook7_draws_the_live_chart(lab_server, page):
-    write_notebook(lab_server.work / "nb7.ipynb", LIVE[:2] + ["for i in range(300):\n    run.log({'loss': 1 / (i + 1)})\nrun.finish()", ANSWER])
+    loop = "for i in range(300):\n    run.log({'loss': 1 / (i + 1)})\nrun.finish()"
+    write_notebook(lab_server.work / "nb7.ipynb", [*LIVE[:2], loop, ANSWER])
     page.goto(f"{lab_server.base}/notebooks/nb7.ipynb?token={TOKEN}")
     page.wait_for_function(
         "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
@@ -251,7 +254,8 @@ def test_with_the_lab_extension_disabled_the_png_shows(lab_without_labextension,
     """The server extension is still on (its hint says a renderer is there); the browser has
     none: the outputs fall back to the PNG and HTML they carry, and the comm tells the kernel."""
     server = lab_without_labextension
-    write_notebook(server.work / "plain.ipynb", LIVE[:2] + ["for i in range(300):\n    run.log({'loss': 1 / (i + 1)})", "run.finish()", ANSWER])
+    loop = "for i in range(300):\n    run.log({'loss': 1 / (i + 1)})"
+    write_notebook(server.work / "plain.ipynb", [*LIVE[:2], loop, "run.finish()", ANSWER])
     open_and_run_all(page, server.base, "plain.ipynb")
     wait_all_ran(page)
     img = page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-OutputArea-output img")

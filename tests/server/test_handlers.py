@@ -15,7 +15,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -237,7 +236,8 @@ def test_nothing_outside_the_run_root_is_served(server):
 def test_hostile_values_come_back_as_valid_json_data(server):
     base, runs, _ = server
     evil = "<script>alert(1)</script>\"'&amp;"
-    with nbtracker.init(project="evil", name=evil, dir=runs, tags=[evil], config={evil: evil, "nan": float("nan")}) as r:
+    config = {evil: evil, "nan": float("nan")}
+    with nbtracker.init(project="evil", name=evil, dir=runs, tags=[evil], config=config) as r:
         r.log({evil: 1.0, "inf": float("inf")})
     doc = get(base, f"runs/evil/{r.id}")
     assert doc["name"] == evil and doc["config"] == {evil: evil, "nan": "NaN"}
