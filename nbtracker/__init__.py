@@ -25,7 +25,7 @@ from .extension import (
     unload_ipython_extension,
 )
 from .run import Run, current_run, finish, log
-from .session import compare, init, load, runs
+from .session import compare, init, load, replay, runs
 
 __all__ = [
     "ArtifactVersion",
@@ -59,6 +59,7 @@ __all__ = [
     "log",
     "models",
     "register_model",
+    "replay",
     "restore",
     "runs",
     "stream",

@@ -203,6 +203,8 @@ class CellSession:
                 state.log.append(dumps(rec))
                 state.log.flush()
                 state.code_dirty = True
+                if state.capture is not None:
+                    state.capture.mark(rec["execution_count"])
             if not run._finished:
                 run.flush(summary=False)  # rows now; run.json follows within half a second
         finally:

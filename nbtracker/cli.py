@@ -70,6 +70,18 @@ def _parser() -> Any:
                          "has a primary metric, else latest)")
     co.add_argument("--output", "-o", metavar="DIR", help="folder to write (default: ./checkout-<run id>)")
 
+    rp = sub.add_parser("replay", help="re-run a run's captured code in a fresh kernel and compare its metrics "
+                                       "(exit 0 reproduced, 1 differs, 2 could not run)")
+    rp.add_argument("run")
+    rp.add_argument("--project", "-p")
+    rp.add_argument("--exact", action="store_true",
+                    help="every execution in its original order (code/history.ipynb), not the clean version")
+    rp.add_argument("--kernel", default="python3", help="kernel name (default python3)")
+    rp.add_argument("--timeout", type=float, default=600.0, metavar="S", help="seconds per cell (default 600)")
+    rp.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance for 'close' (default 1e-6)")
+    rp.add_argument("--until", type=int, metavar="CELL", help="stop after the cell with this execution count")
+    rp.add_argument("--json", action="store_true", help="print the report as JSON")
+
     models = sub.add_parser("models", help="registered models and their versions")
     models.add_argument("name", nargs="?")
     models.add_argument("--json", action="store_true")
@@ -327,6 +339,17 @@ def cmd_checkout(args: Any) -> int:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(p, dest)
                 written.append(dest)
+    modules = code / "modules"
+    if modules.is_dir():   # captured local modules next to clean.py / clean.ipynb, importable from there
+        for p in sorted(modules.rglob("*.py")):
+            rel = p.relative_to(modules)
+            if rel.parts[0] == ".versions" or p.is_symlink():
+                continue
+            dest = out / "code" / rel
+            if not dest.exists():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(p, dest)
+                written.append(dest)
     cps = run.checkpoints
     if cps:
         ref = args.checkpoint or ("best" if run.best_checkpoint() else "latest")
@@ -337,6 +360,16 @@ def cmd_checkout(args: Any) -> int:
         raise NbtrackerError(f"run {run.id} has no checkpoints")
     print(f"code: {len(written)} file(s) -> {term(out / 'code')}" if written else "code: none captured")
     return EXIT_OK
+
+
+def cmd_replay(args: Any) -> int:
+    from .rerun import replay
+
+    run = _view(args.run, args)
+    report = replay(run, exact=args.exact, kernel=args.kernel, timeout=args.timeout, rtol=args.rtol,
+                    until=args.until)
+    print(json.dumps(report.to_dict(), indent=1) if args.json else term(report.text()))
+    return report.exit_code
 
 
 def cmd_models(args: Any) -> int:
@@ -384,7 +417,7 @@ def cmd_gc(args: Any) -> int:
 
 _COMMANDS = {"root": cmd_root, "ls": cmd_ls, "show": cmd_show, "diff": cmd_diff, "export": cmd_export,
              "rm": cmd_rm, "checkout": cmd_checkout, "models": cmd_models, "artifacts": cmd_artifacts,
-             "gc": cmd_gc}
+             "gc": cmd_gc, "replay": cmd_replay}
 
 
 def _csv_cell(v: Any) -> Any:

@@ -146,6 +146,9 @@ def _create(root: Path, project: str, name: str | None, config: dict[str, Any] |
             "argv": _text_list(sys.argv),
             "nbtracker_version": _version.__version__,
         }
+        replay_of = os.environ.get("NBTRACKER_REPLAY_OF")
+        if replay_of:        # set by nbtracker.replay for the kernel that re-runs a run's code
+            doc["replay_of"] = replay_of
         return _first_write(Run(run_dir, doc, lock), config)
     except BaseException:
         # A failed init leaves nothing behind: not a half-made directory, not a held lock.

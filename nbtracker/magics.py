@@ -147,6 +147,7 @@ class NbtrackerMagics(Magics):
         state = _sessions.get(id(self.shell))
         for e in (state.executions if state else [])[-3:]:
             lines.append(f"cell     [{e['execution_count']}] {e['status']}")
+        lines += _hidden_state_lines(run.dir)
         print("\n".join(lines))
 
     def _cmd_runs(self, argv: list[str]) -> Any:
@@ -328,3 +329,22 @@ def unload(shell: Any) -> None:
     shell.magics_manager.registry.pop(NbtrackerMagics.__name__, None)
     session.remove_display(shell)
 
+
+
+def _hidden_state_lines(run_dir: Any) -> list[str]:
+    """What the code capture found the notebook file no longer says (docs/reproducibility.md)."""
+    import json
+
+    from .capture.hidden import summary_lines
+
+    try:
+        note = json.loads((run_dir / "code" / "source.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    hidden = summary_lines(note.get("hidden_state"))
+    try:
+        modules = json.loads((run_dir / "code" / "modules.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        modules = {}
+    hidden += [f"{e['path']}: {e['note']}" for e in modules.get("edited_not_reloaded") or []]
+    return [f"hidden   {line}" for line in hidden]

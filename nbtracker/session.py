@@ -69,6 +69,7 @@ def init(*args: Any, capture_console: bool = False, system_metrics: Any = False,
         _install_text_summary()
     run = _lifecycle.init(*args, **kwargs)
     mark_kernel_run(run)
+    _capture_start_state(run)
     try:
         if console:
             from .capture import console as _console
@@ -82,6 +83,56 @@ def init(*args: Any, capture_console: bool = False, system_metrics: Any = False,
         run.finish("failed")
         raise
     return run
+
+
+def _capture_start_state(run: _run.Run) -> None:
+    """env.json and the git state, in a thread (docs/reproducibility.md); finish waits for it
+    at most 5 s. A failure is reported once and never touches the run."""
+    import threading
+
+    def work() -> None:
+        try:
+            from .capture.state import write_start_state
+
+            write_start_state(run.dir, _kernel_info())
+        except Exception as e:  # noqa: BLE001 - the run goes on without it
+            _report_once("code state capture", e)
+
+    thread = threading.Thread(target=work, name="nbtracker-code-state", daemon=True)
+    thread.start()
+    run._closers.append(lambda: thread.join(5.0))
+
+
+def _kernel_info() -> dict[str, Any] | None:
+    if not in_kernel():
+        return None
+    import ipykernel
+
+    from .capture.identity import find_notebook
+
+    info: dict[str, Any] = {"ipykernel": ipykernel.__version__, "name": None}
+    path, _ = find_notebook(None)
+    if path is not None:
+        try:
+            import json
+
+            meta = json.loads(path.read_text(encoding="utf-8")).get("metadata") or {}
+            info["name"] = (meta.get("kernelspec") or {}).get("name")
+        except (OSError, ValueError, AttributeError):
+            pass
+    return info
+
+
+_reported: set[str] = set()
+
+
+def _report_once(where: str, e: BaseException) -> None:
+    import sys
+
+    if where not in _reported:
+        _reported.add(where)
+        print(f"nbtracker: {where} failed ({type(e).__name__}: {e}); the run goes on without it "
+              "(reported once)", file=sys.stderr)
 
 
 def _check_capture(console: Any, system: Any) -> tuple[bool, float | None]:
@@ -213,3 +264,11 @@ init.__doc__ = (_lifecycle.init.__doc__ or "") + """
 runs.__doc__ = _query.runs.__doc__
 load.__doc__ = _query.load.__doc__
 
+
+
+def replay(run: Any, **kwargs: Any) -> Any:
+    """Re-run ``run``'s captured code in a fresh kernel and compare its metrics; returns a
+    :class:`nbtracker.rerun.ReplayReport` (see ``nbtracker.rerun.replay`` for the options)."""
+    from .rerun import replay as _replay
+
+    return _replay(run, **kwargs)

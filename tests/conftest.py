@@ -26,8 +26,15 @@ def run_root(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def ip():
-    """The in-process IPython shell with ``%load_ext nbtracker``; checks unload removes the hooks."""
+def ip(tmp_path, monkeypatch):
+    """The in-process IPython shell with ``%load_ext nbtracker``; checks unload removes the hooks.
+
+    Its working directory is a fresh folder, as a notebook's kernel works in the notebook's
+    folder (not in this repository, whose test modules pytest has imported: the local-module
+    capture would rightly copy them)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
     from IPython import get_ipython
     from IPython.testing.globalipapp import start_ipython
 

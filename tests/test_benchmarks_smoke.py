@@ -48,3 +48,11 @@ def test_bench_lab_quick_runs():
     for name in ("1 kHz loop, browser chart on", "chart-data updates per second", "listing 100 runs",
                  "poll of 100 unchanged runs", "metric, first reply", "live run poll", "saved notebook"):
         assert name in out.stdout, name
+
+
+@pytest.mark.slow
+def test_bench_replay_quick_runs():
+    out = subprocess.run([sys.executable, str(BENCH / "bench_replay.py"), "--quick"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "replay vs plain nbclient" in out.stdout

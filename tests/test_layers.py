@@ -16,7 +16,7 @@ LAYERS = {
     "core": 0,
     "run": 1, "mappings": 1, "_version": 1, "lifecycle": 1, "assets": 1, "media": 1,
     "capture": 2, "display": 2, "server": 2,
-    "session": 3,
+    "session": 3, "rerun": 3,
     "cells": 4, "extension": 4, "magics": 4, "cli": 4, "__main__": 4, "__init__": 4,
 }
 # Jupyter-layer modules next to magics (cell hooks, %track) sit at the session's level or above.

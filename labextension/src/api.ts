@@ -44,7 +44,7 @@ export function getCells(key: string): Promise<{ cells: any[] }> {
   return get(`${runPath(key)}/cells`);
 }
 
-export function getCode(key: string): Promise<{ 'clean.py': string | null; 'history.py': string | null; source: any }> {
+export function getCode(key: string): Promise<{ 'clean.py': string | null; 'history.py': string | null; source: any; modules: any; git: any }> {
   return get(`${runPath(key)}/code`);
 }
 

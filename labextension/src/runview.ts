@@ -210,6 +210,42 @@ export class RunView extends Poller {
       } else if (name === 'code') {
         const code = await api.getCode(this.key);
         const parts: HTMLElement[] = [];
+        const hidden = code.source?.hidden_state;
+        const findings: string[] = [];
+        if (hidden?.checked) {
+          for (const o of hidden.out_of_order || []) {
+            findings.push(`cell [${o.execution_count}] ran out of order (notebook cell ${o.cell} after cell ${o.after_cell})`);
+          }
+          for (const c of hidden.changed_after_run || []) {
+            findings.push(`cell [${c.execution_count}] logged ${c.rows} rows and was edited in the notebook since`);
+          }
+          for (const m of hidden.rows_from_missing_cells || []) {
+            findings.push(`cell [${m.execution_count}] logged ${m.rows} rows and is not in the notebook file`);
+          }
+          for (const n of hidden.names_from_deleted_cells || []) {
+            findings.push(n.note);
+          }
+        }
+        for (const e of code.modules?.edited_not_reloaded || []) {
+          findings.push(`${e.path}: ${e.note}`);
+        }
+        if (findings.length) {
+          parts.push(el('h3', undefined, 'hidden state'));
+          const ul = el('ul', 'nbt-hidden-state');
+          findings.forEach(f => ul.append(el('li', undefined, f)));
+          parts.push(ul);
+        }
+        const mods = code.modules?.modules || [];
+        if (mods.length) {
+          parts.push(el('h3', undefined, `local modules (${mods.length})`));
+          const ul = el('ul', 'nbt-modules');
+          mods.forEach((m: any) => ul.append(el('li', undefined, `${m.path} v${m.version} (${String(m.sha256).slice(0, 12)}, cells ${m.cells[0]}–${m.cells[1]})${m.reloaded ? ' reloaded' : ''}`)));
+          parts.push(ul);
+        }
+        if (code.git) {
+          const g = code.git;
+          parts.push(el('div', 'nbt-note', g.git === 'ok' ? `git: ${g.branch || '?'} @ ${String(g.commit || 'no commit').slice(0, 12)}${g.dirty ? ` with uncommitted changes (${g.changed_files} files)` : ''}${g.remote ? ` · ${g.remote}` : ''}` : `git: ${g.git}`));
+        }
         for (const file of ['clean.py', 'history.py'] as const) {
           parts.push(el('h3', undefined, file === 'clean.py' ? 'clean (the last version of each cell)' : 'history (every execution, in order)'));
           parts.push(el('pre', `nbt-code nbt-code-${file.split('.')[0]}`, code[file] ?? 'not captured'));

@@ -18,7 +18,10 @@ from typing import Any
 
 from ..core.files import atomic_write_json
 from . import convert
+from ..core.files import read_jsonl
+from .hidden import hidden_state, notebook_cells
 from .identity import find_notebook
+from .state import ModuleCapture
 
 CODE_DIR = "code"
 
@@ -29,18 +32,26 @@ class CodeCapture:
     def __init__(self, run_dir: Path, shell: Any) -> None:
         self.dir = run_dir / CODE_DIR
         self.dir.mkdir(exist_ok=True)
+        self.run_dir = run_dir
         self.shell = shell
         self._lock = threading.Lock()
         self._notebook: tuple[Path | None, dict[str, Any]] | None = None
         self._written: tuple[int, int] | None = None
+        self.modules = ModuleCapture(self.dir)
+
+    def mark(self, cell: Any) -> None:
+        """At a cell's end: the cheap part of the local-module capture (reload detection)."""
+        self.modules.mark(cell)
 
     def update(self, executions: list[dict[str, Any]]) -> None:
         """(Re)write the code files for ``executions`` plus the session's earlier history."""
         with self._lock:
             history = self._with_earlier_history(executions)
+            last = history[-1]["execution_count"] if history else None
+            modules_changed = self.modules.update(last)
             key = (len(history), hash(tuple(e["execution_count"] for e in history)))
             notebook_mtime = self._notebook_mtime()
-            if key == self._written and notebook_mtime is None:
+            if key == self._written and notebook_mtime is None and not modules_changed:
                 return
             version = sys.version.split()[0]
             clean = clean_version(history)
@@ -48,7 +59,7 @@ class CodeCapture:
             self._write("history.ipynb", convert.to_ipynb(history, version))
             self._write("clean.py", convert.to_py(clean, "The last version of each cell, in execution order"))
             self._write("clean.ipynb", convert.to_ipynb(clean, version))
-            self._write_notebook(clean)
+            self._write_notebook(clean, history)
             self._written = key
 
     def _with_earlier_history(self, executions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -74,7 +85,7 @@ class CodeCapture:
         except OSError:
             return None
 
-    def _write_notebook(self, clean: list[dict[str, Any]]) -> None:
+    def _write_notebook(self, clean: list[dict[str, Any]], history: list[dict[str, Any]]) -> None:
         path, note = self._notebook or (None, {})
         note = dict(note)
         if path is not None:
@@ -82,10 +93,13 @@ class CodeCapture:
                 shutil.copyfile(path, self.dir / "notebook.ipynb")
                 saved = convert.notebook_code((self.dir / "notebook.ipynb").read_text(encoding="utf-8"))
                 note["differences"] = differences(clean, saved)
+                note["hidden_state"] = hidden_state(history, read_jsonl(self.run_dir / "cells.jsonl"),
+                                                    notebook_cells(self.dir / "notebook.ipynb"))
             except (OSError, ValueError) as e:
                 note["error"] = f"could not copy the notebook file: {type(e).__name__}: {e}"
         else:
             note["differences"] = None
+            note["hidden_state"] = {"checked": False, "reason": "the notebook file was not found"}
         atomic_write_json(self.dir / "source.json", note)
 
     def _write(self, name: str, text: str) -> None:

@@ -126,10 +126,14 @@ def code(run_dir: Path) -> dict[str, Any]:
             out[name] = path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             out[name] = None
-    try:
-        out["source"] = json.loads((run_dir / "code" / "source.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        out["source"] = None
+    for name, key in (("source.json", "source"), ("modules.json", "modules"), ("git.json", "git")):
+        try:
+            out[key] = json.loads((run_dir / "code" / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            out[key] = None
+    if isinstance(out["modules"], dict):          # local paths of the machine: not needed here
+        for m in out["modules"].get("modules") or []:
+            m.pop("source", None)
     return clean(out)
 
 

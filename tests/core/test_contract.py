@@ -32,7 +32,13 @@ def test_run_directory_files_and_metrics_rows():
     with nbtracker.init(project="c") as run:
         run.log({"loss": 0.5, "nested": {"x": 1}})
     names = sorted(p.name for p in run.dir.iterdir())
-    assert names == [".lock", "heartbeat", "metrics.jsonl", "run.json"]
+    assert names == [".lock", "code", "env.json", "heartbeat", "metrics.jsonl", "run.json"]
+    # the code state (docs/reproducibility.md): git.json always (here: a work tree or not), env.json
+    git = json.loads((run.dir / "code" / "git.json").read_text())
+    assert git["git"] in ("ok", "not a git work tree", "not installed")
+    env = json.loads((run.dir / "env.json").read_text())
+    assert env["python"] == sys.version.split()[0] and "nbtracker" in {k.lower() for k in env["distributions"]}
+    assert "environ" not in json.dumps(env).lower()
     line = (run.dir / "metrics.jsonl").read_text()
     assert line.endswith("\n") and line.count("\n") == 1
     row = json.loads(line)
@@ -48,7 +54,7 @@ def test_public_names_are_pinned():
         "UnreadableRunError",
         "__version__",
         "artifacts", "compare", "current_run", "finish", "get_artifact", "get_model", "init", "load",
-        "load_ipython_extension", "log", "models", "register_model", "restore", "runs", "stream",
+        "load_ipython_extension", "log", "models", "register_model", "replay", "restore", "runs", "stream",
         "unload_ipython_extension",
     ]
     assert all(hasattr(nbtracker, n) for n in nbtracker.__all__)
@@ -110,7 +116,7 @@ def test_run_json_error_resumes_and_no_temp_files_left():
     assert doc["error"] is None and doc["status"] == "finished"    # a resume clears the old error
     assert len(doc["resumes"]) == 1 and isinstance(doc["resumes"][0], float)
     assert doc["resumes"][0] >= doc["start_time"] and doc["end_time"] >= doc["resumes"][0]
-    assert sorted(p.name for p in run.dir.iterdir()) == [".lock", "heartbeat", "metrics.jsonl", "run.json"]
+    assert sorted(p.name for p in run.dir.iterdir()) == [".lock", "code", "env.json", "heartbeat", "metrics.jsonl", "run.json"]
 
 
 def test_failed_run_json_records_the_error():

@@ -114,3 +114,16 @@ def test_jupyterlab_tour_notebook_carries_chart_data_next_to_its_pictures(tmp_pa
     cmp = outputs(code[5])[0]["data"]["application/vnd.nbtracker.chart+json"]
     assert cmp["kind"] == "compare"
     assert {line["name"] for line in cmp["panels"][0]["lines"]} == {"live-run", "other-run"}
+
+
+def test_reproducibility_notebook_replays_its_own_run(tmp_path, run_root):
+    """notebooks/reproducibility.ipynb: a seeded run, then nbtracker.replay from inside the kernel."""
+    nb = execute(NOTEBOOKS / "reproducibility.ipynb", cwd=tmp_path, run_root=run_root, timeout=300)
+    assert not _errors(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    html = outputs(code[4])[0]["data"]["text/html"]
+    assert "reproduced" in html and "loss" in html
+    original, replayed = sorted(nbtracker.runs(project="repro"), key=lambda r: r.start_time)
+    assert replayed._doc["replay_of"] == original.id
+    assert stream_text([code[5]]).split() == ["reproduced", "0", original.id]
+    assert (replayed.dir / "replay.json").is_file()

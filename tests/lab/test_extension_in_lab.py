@@ -42,7 +42,9 @@ def write_notebook(path, cells):
 
 
 def open_runs_panel(page):
-    page.evaluate("() => window.jupyterapp.commands.execute('nbtracker:show-runs')")
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands.hasCommand('nbtracker:show-runs')")
+    page.evaluate("async () => { await window.jupyterapp.restored;"
+                  " await window.jupyterapp.commands.execute('nbtracker:show-runs'); }")
     page.locator("#nbtracker-runs-panel").wait_for(state="visible")
 
 
@@ -266,3 +268,27 @@ def test_with_the_lab_extension_disabled_the_png_shows(lab_without_labextension,
     page.screenshot(path=str(artifacts() / "ext-disabled-png.png"))
     # the kernel was told: Lab closed its comm (no such target), so later cells use widgets
     assert answer(page) == "False"
+
+
+def test_the_run_view_shows_hidden_state_local_modules_and_git(lab_server, page, tmp_path):
+    """A run made in a kernel (nbclient) whose notebook file lost the cell that defined ``lr``,
+    with a local module: its code tab lists the hidden state and the captured module."""
+    from ..nbexec import execute, notebook
+
+    (tmp_path / "helpers.py").write_text("def factor():\n    return 2\n")
+    cells = ["%load_ext nbtracker\nimport nbtracker\nfrom helpers import factor", "lr = 0.5",
+             "run = nbtracker.init(project='hidden', name='hidden-run')\n"
+             "for i in range(5):\n    run.log({'loss': lr * factor() / (i + 1)})\nrun.finish()"]
+    saved = tmp_path / "hidden.ipynb"
+    nbformat.write(notebook(cells[0], cells[2]), str(saved))
+    execute(notebook(*cells), cwd=tmp_path, run_root=lab_server.runs, env={"NBTRACKER_NOTEBOOK": str(saved)})
+    page.goto(f"{lab_server.base}/lab/workspaces/h{uuid.uuid4().hex[:8]}?token={TOKEN}")
+    open_runs_panel(page)
+    run_row(page, "hidden-run").locator(".nbt-run-name").click()
+    view = page.locator(".nbt-run-view").last
+    view.locator("button.nbt-tab", has_text="code").click()
+    hidden = view.locator("ul.nbt-hidden-state li")
+    hidden.first.wait_for()
+    assert any("'lr' is read by cell [3]" in t for t in hidden.all_inner_texts()), hidden.all_inner_texts()
+    assert "helpers.py v1" in view.locator("ul.nbt-modules").inner_text()
+    page.screenshot(path=str(artifacts() / "ext-hidden-state.png"))
