@@ -38,6 +38,9 @@ class CodeCapture:
         self._notebook: tuple[Path | None, dict[str, Any]] | None = None
         self._written: tuple[int, int] | None = None
         self.modules = ModuleCapture(self.dir)
+        # The modules imported before the run started, now (once, in the run's first cell): a
+        # reload in the very next cell must find them known, whatever the background pace.
+        self.modules.update(getattr(shell, "execution_count", None))
 
     def mark(self, cell: Any) -> None:
         """At a cell's end: the cheap part of the local-module capture (reload detection)."""

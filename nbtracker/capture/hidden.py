@@ -53,6 +53,23 @@ def _python(source: str) -> ast.AST | None:
         return None
 
 
+def _scope_reads(node: ast.AST) -> set[str]:
+    """Names a function, lambda, class or comprehension reads from outside itself."""
+    stores, loads = set(), set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name):
+            (stores if isinstance(n.ctx, (ast.Store, ast.Del)) else loads).add(n.id)
+        elif isinstance(n, ast.arg):
+            stores.add(n.arg)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n is not node:
+            stores.add(n.name)
+    return loads - stores
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ListComp, ast.SetComp,
+           ast.DictComp, ast.GeneratorExp, ast.ClassDef)
+
+
 def bound_and_read(source: str) -> tuple[set[str], set[str]]:
     """(names the cell binds at top level, names it reads before binding them itself)."""
     tree = _python(source)
@@ -60,40 +77,39 @@ def bound_and_read(source: str) -> tuple[set[str], set[str]]:
         return set(), set()
     bound: set[str] = set()
     read: set[str] = set()
-    scoped = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ListComp, ast.SetComp,
-              ast.DictComp, ast.GeneratorExp, ast.ClassDef)
 
-    def visit(node: ast.AST, top: bool) -> None:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            if top:
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, _SCOPES):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                for d in node.decorator_list:
+                    visit(d)
                 bound.add(node.name)
-            for d in getattr(node, "decorator_list", []):
-                visit(d, top)
-            for child in ast.iter_child_nodes(node):
-                if child not in getattr(node, "decorator_list", []):
-                    visit(child, False)
+            read.update(_scope_reads(node) - bound)
             return
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             for alias in node.names:
-                if alias.name != "*" and top:
+                if alias.name != "*":
                     bound.add((alias.asname or alias.name).split(".")[0])
             return
         if isinstance(node, ast.Name):
-            if isinstance(node.ctx, ast.Store) and top:
+            if isinstance(node.ctx, ast.Store):
                 bound.add(node.id)
             elif isinstance(node.ctx, ast.Load) and node.id not in bound:
                 read.add(node.id)
             return
-        if isinstance(node, ast.Assign):      # the value is read before the targets are bound
-            visit(node.value, top)
-            for t in node.targets:
-                visit(t, top)
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):   # the value is read first
+            if node.value is not None:
+                visit(node.value)
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target]):
+                if isinstance(node, ast.AugAssign) and isinstance(t, ast.Name) and t.id not in bound:
+                    read.add(t.id)
+                visit(t)
             return
         for child in ast.iter_child_nodes(node):
-            visit(child, top and not isinstance(node, scoped))
+            visit(child)
 
     for stmt in tree.body:  # type: ignore[attr-defined]
-        visit(stmt, True)
+        visit(stmt)
     return bound, read - _BUILTINS
 
 

@@ -72,7 +72,7 @@ class ModuleCapture:
         self._excluded = [d for d in _excluded_dirs() if not _under(d, self._roots) or d == ""]
         self._known: dict[str, dict[str, Any]] = {}      # module name -> its current version record
         self._specs: dict[str, int] = {}                  # module name -> id(module.__spec__) captured
-        self._reloaded: list[tuple[str, Any]] = []        # (name, cell) seen reloaded by mark()
+        self._reloaded: list[tuple[str, Any, bytes | None]] = []   # (name, cell, source) reloads seen by mark()
         self._done: set[str] = set()                     # module names looked at (captured or not local)
         self._spans: tuple[Any, ...] = ()                 # the cell spans last written
         self.versions: list[dict[str, Any]] = []
@@ -97,28 +97,33 @@ class ModuleCapture:
     def mark(self, cell: Any) -> None:
         """At a cell's end (cheap): note the known local modules that were reloaded."""
         modules = sys.modules
-        for name, spec_id in self._specs.items():
+        # list(...) copies: the background capture adds entries while a cell ends
+        for name, spec_id in list(self._specs.items()):
             module = modules.get(name)
-            if module is not None and id(getattr(module, "__spec__", None)) != spec_id:
-                self._reloaded.append((name, cell))
-        for record in self._known.values():
+            spec = getattr(module, "__spec__", None)
+            if module is not None and id(spec) != spec_id:
+                # Read now (only on a reload): the file may be edited again before the capture runs.
+                self._specs[name] = id(spec)
+                try:
+                    data = Path(self._known[name]["source"]).read_bytes()
+                except OSError:
+                    data = None
+                self._reloaded.append((name, cell, data))
+        for record in list(self._known.values()):
             record["cells"][1] = cell
 
     def update(self, cell: Any) -> bool:
         """Capture new local modules and reloaded versions (the ticker); True if anything changed."""
         changed = False
-        reloaded: dict[str, Any] = {}
-        for name, at in self._reloaded:
-            reloaded.setdefault(name, at)
-        self._reloaded = []
+        pending, self._reloaded = self._reloaded, []
+        for name, at, data in pending:          # every reload, in order
+            module = sys.modules.get(name)
+            found = self.local(module) if module is not None else None
+            if found is not None:
+                changed = self._capture(name, module, *found, at, reloaded=True, data=data) or changed
         for name, module in list(sys.modules.items()):
             if name in self._known:
-                if name in reloaded:
-                    found = self.local(module)
-                    if found is not None:
-                        changed = self._capture(name, module, *found, reloaded[name], reloaded=True) or changed
-                else:
-                    changed = self._check_edit(name) or changed
+                changed = self._check_edit(name) or changed
                 continue
             if name in self._done or len(self._known) >= MAX_MODULES:
                 continue
@@ -132,20 +137,23 @@ class ModuleCapture:
             self._write_index()
         return changed
 
-    def _capture(self, name: str, module: Any, path: str, rel: str, cell: Any, reloaded: bool) -> bool:
+    def _capture(self, name: str, module: Any, path: str, rel: str, cell: Any, reloaded: bool,
+                 data: bytes | None = None) -> bool:
         try:
-            st = os.stat(path)
-            if st.st_size > MAX_MODULE_BYTES:
-                self.skipped.append({"module": name, "path": rel, "size": st.st_size,
+            size = len(data) if data is not None else os.stat(path).st_size
+            if size > MAX_MODULE_BYTES:
+                self.skipped.append({"module": name, "path": rel, "size": size,
                                      "reason": f"larger than {MAX_MODULE_BYTES} bytes"})
                 return True
-            data = Path(path).read_bytes()
+            if data is None:
+                data = Path(path).read_bytes()
         except OSError as e:
             self.skipped.append({"module": name, "path": rel, "reason": f"unreadable: {e.strerror or e}"})
             return True
         digest = hashlib.sha256(data).hexdigest()
         old = self._known.get(name)
-        self._specs[name] = id(getattr(module, "__spec__", None))
+        if not reloaded:
+            self._specs[name] = id(getattr(module, "__spec__", None))
         if old is not None and old["sha256"] == digest:
             return False
         version = 1 + sum(1 for v in self.versions if v["module"] == name)
@@ -156,7 +164,7 @@ class ModuleCapture:
             keep = self.dir / ".versions" / "1" / rel
             keep.parent.mkdir(parents=True, exist_ok=True)
             keep.write_bytes((self.dir / rel).read_bytes())
-            first["file"] = f"modules/.versions/1/{rel}"
+            first["file"] = f"code/modules/.versions/1/{rel}"
         stored = f"modules/{rel}" if version == 1 else f"modules/.versions/{version}/{rel}"
         for target in {self.dir / rel, self.dir.parent / stored}:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -167,7 +175,7 @@ class ModuleCapture:
                 old["cells"][1] = max(first_cell, cell - 1)
         record = {"module": name, "path": rel, "source": path, "sha256": digest, "size": len(data),
                   "version": version, "reloaded": reloaded, "captured": time.time(),
-                  "cells": [cell, cell], "file": stored}
+                  "cells": [cell, cell], "file": f"code/{stored}"}
         self.versions.append(record)
         self._known[name] = record
         self.edited.pop(name, None)

@@ -52,6 +52,10 @@ def test_a_seeded_numpy_training_replays_exact(tmp_path, run_root):
     assert saved["status"] == "reproduced" and saved["exit_code"] == 0
     # the replay is an ordinary run: listed, comparable
     assert {r.id for r in nbtracker.runs(project="rep")} == {run.id, report.replay}
+    # --until: only up to the cell that made the run: no rows come back
+    short = nbtracker.replay(run, until=2)
+    assert short.status == "differs" and short.rows == (50, 0)
+    assert {k.status for k in short.keys} == {"missing in replay"}
 
 
 def test_an_unseeded_training_differs_at_the_first_step_in_the_training_cell(tmp_path, run_root):
@@ -99,10 +103,42 @@ def test_a_local_module_edited_after_the_run_replays_from_the_captured_copy(tmp_
     (mod,) = modules["modules"]
     assert mod["module"] == "mymodel" and mod["path"] == "mymodel.py" and mod["version"] == 1
     assert (run.dir / "code" / "modules" / "mymodel.py").read_text() == "def scale():\n    return 3.0\n"
+    assert json.loads((run.dir / "code" / "git.json").read_text()) == {"git": "not a git work tree",
+                                                                        "cwd": str(tmp_path)}
     (tmp_path / "mymodel.py").write_text("def scale():\n    return 4.0\n")     # edited since
     report = nbtracker.replay(run)
     assert report.status == "reproduced", report.text()
     assert {k.key: k.status for k in report.keys} == {"loss": "exact"}
+    # checkout: the module next to clean.ipynb, where an import from there finds it
+    out = tmp_path / "co"
+    cli = subprocess.run([sys.executable, "-m", "nbtracker", "checkout", run.id, "-o", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    assert (out / "code" / "mymodel.py").read_text() == "def scale():\n    return 3.0\n"
+    assert (out / "code" / "clean.ipynb").is_file() and (out / "code" / "modules.json").is_file()
+
+
+def test_a_module_reloaded_during_the_run_is_captured_again(tmp_path, run_root):
+    (tmp_path / "mymodel.py").write_text("def scale():\n    return 3.0\n")
+    (tmp_path / "bigmod.py").write_text("DATA = '" + "x" * (1100 * 1024) + "'\n")
+    edit = "open('mymodel.py', 'w').write('def scale():\\n    return 5.0\\n')"
+    cells = [HEAD + "\nimport importlib, mymodel, bigmod", INIT,
+             "run.log({'loss': mymodel.scale()})",
+             edit + "\nimportlib.reload(mymodel)",
+             "run.log({'loss': mymodel.scale()})",
+             "open('mymodel.py', 'w').write('def scale():\\n    return 7.0\\n')",    # edited, not reloaded
+             "run.log({'loss': mymodel.scale()})", "import time; time.sleep(1.2)", "run.finish()"]
+    run = make_run(tmp_path, run_root, cells)
+    assert [r["loss"] for r in run.history()] == [3.0, 5.0, 5.0]
+    modules = json.loads((run.dir / "code" / "modules.json").read_text())
+    versions = [v for v in modules["modules"] if v["module"] == "mymodel"]
+    assert [(v["version"], v["reloaded"]) for v in versions] == [(1, False), (2, True)]
+    assert versions[0]["cells"][1] < versions[1]["cells"][0] <= 4
+    assert (run.dir / versions[0]["file"]).read_text().endswith("return 3.0\n")
+    assert (run.dir / versions[1]["file"]).read_text().endswith("return 5.0\n")
+    assert (run.dir / "code" / "modules" / "mymodel.py").read_text().endswith("return 5.0\n")   # the latest
+    assert [s["module"] for s in modules["skipped"]] == ["bigmod"] and "larger than" in modules["skipped"][0]["reason"]
+    assert [e["module"] for e in modules["edited_not_reloaded"]] == ["mymodel"]
 
 
 def test_exact_reproduces_an_out_of_order_session_that_the_clean_version_does_not(tmp_path, run_root):
@@ -111,6 +147,8 @@ def test_exact_reproduces_an_out_of_order_session_that_the_clean_version_does_no
     run = make_run(tmp_path, run_root, [HEAD, INIT, a, b, c, b, c, "run.finish()"],
                    saved=[HEAD, INIT, a, b, c, "run.finish()"])
     assert [r["x"] for r in run.history()] == [2, 3]
+    hidden = json.loads((run.dir / "code" / "source.json").read_text())["hidden_state"]
+    assert [o["execution_count"] for o in hidden["out_of_order"]] == [6]     # b again, after c
     clean = nbtracker.replay(run)
     assert clean.status == "differs" and clean.rows == (2, 1)
     exact = nbtracker.replay(run, exact=True)
