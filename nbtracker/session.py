@@ -86,41 +86,34 @@ def init(*args: Any, capture_console: bool = False, system_metrics: Any = False,
 
 
 def _capture_start_state(run: _run.Run) -> None:
-    """env.json and the git state, in a thread (docs/reproducibility.md); finish waits for it
-    at most 5 s. A failure is reported once and never touches the run."""
-    import threading
+    """env.json and the git state, written by a child process (docs/reproducibility.md), so
+    the scan of installed distributions and the git calls never compete with the user's loop;
+    ``finish`` waits for it at most 5 s. A failure is reported once and never touches the run."""
+    try:
+        from .capture.state import start
 
-    def work() -> None:
+        proc = start(run.dir, in_kernel())
+    except Exception as e:  # noqa: BLE001 - the run goes on without it
+        _report_once("code state capture", e)
+        return
+    if proc is None:
+        return
+
+    def wait() -> None:
+        import subprocess
+
         try:
-            from .capture.state import write_start_state
+            _, err = proc.communicate(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            _report_once("code state capture", TimeoutError("git or the distribution scan took over 5 s"))
+            return
+        if proc.returncode:
+            last = (err or b"").decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+            _report_once("code state capture", RuntimeError(last[0]))
 
-            write_start_state(run.dir, _kernel_info())
-        except Exception as e:  # noqa: BLE001 - the run goes on without it
-            _report_once("code state capture", e)
-
-    thread = threading.Thread(target=work, name="nbtracker-code-state", daemon=True)
-    thread.start()
-    run._closers.append(lambda: thread.join(5.0))
-
-
-def _kernel_info() -> dict[str, Any] | None:
-    if not in_kernel():
-        return None
-    import ipykernel
-
-    from .capture.identity import find_notebook
-
-    info: dict[str, Any] = {"ipykernel": ipykernel.__version__, "name": None}
-    path, _ = find_notebook(None)
-    if path is not None:
-        try:
-            import json
-
-            meta = json.loads(path.read_text(encoding="utf-8")).get("metadata") or {}
-            info["name"] = (meta.get("kernelspec") or {}).get("name")
-        except (OSError, ValueError, AttributeError):
-            pass
-    return info
+    run._closers.append(wait)
 
 
 _reported: set[str] = set()

@@ -59,3 +59,31 @@ def test_remote_credentials_are_stripped():
     assert strip_credentials("https://alice:tok@github.com/x/y.git\n") == "https://github.com/x/y.git"
     assert strip_credentials("ssh://git@host:22/x") == "ssh://host:22/x"
     assert strip_credentials("git@github.com:x/y.git") == "git@github.com:x/y.git"
+
+
+def test_site_packages_and_the_standard_library_are_never_local_even_inside_the_project(tmp_path):
+    """A project whose venv lives in it (project/.venv): its packages are not local modules."""
+    import json as stdlib_module
+    import sys
+    import sysconfig
+    from pathlib import Path
+
+    import numpy
+
+    from nbtracker.capture.state import ModuleCapture
+
+    venv_parent = Path(sysconfig.get_paths()["purelib"]).parents[3]    # <project>/.venv/lib/pythonX/site-packages
+    capture = ModuleCapture(tmp_path, cwd=venv_parent)
+    assert capture.local(numpy) is None and capture.local(stdlib_module) is None
+    mine = tmp_path / "proj"
+    mine.mkdir()
+    (mine / "localthing.py").write_text("X = 1\n")
+    sys.path.insert(0, str(mine))
+    try:
+        import localthing
+
+        assert ModuleCapture(tmp_path, cwd=mine).local(localthing) == (str((mine / "localthing.py").resolve()),
+                                                                       "localthing.py")
+    finally:
+        sys.path.remove(str(mine))
+        sys.modules.pop("localthing", None)
