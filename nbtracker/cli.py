@@ -368,7 +368,10 @@ def cmd_replay(args: Any) -> int:
     run = _view(args.run, args)
     report = replay(run, exact=args.exact, kernel=args.kernel, timeout=args.timeout, rtol=args.rtol,
                     until=args.until)
-    print(json.dumps(report.to_dict(), indent=1) if args.json else term(report.text()))
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=1))
+    else:   # term() per line: stored text is made terminal-safe, the report's own newlines kept
+        print("\n".join(term(line) for line in report.text().splitlines()))
     return report.exit_code
 
 

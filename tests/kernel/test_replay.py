@@ -73,6 +73,10 @@ def test_an_unseeded_training_differs_at_the_first_step_in_the_training_cell(tmp
                          capture_output=True, text=True, timeout=240)
     assert cli.returncode == 1, cli.stderr
     assert json.loads(cli.stdout)["status"] == "differs"
+    text = subprocess.run([sys.executable, "-m", "nbtracker", "replay", run.id], capture_output=True, text=True,
+                          timeout=240)
+    assert text.returncode == 1 and text.stdout.splitlines()[0].startswith(f"replay of {run.id} (clean code)")
+    assert any(ln.strip().startswith("loss: DIFFERS at step 0") for ln in text.stdout.splitlines()), text.stdout
 
 
 def test_a_name_from_a_deleted_cell_fails_the_replay_and_points_at_it(tmp_path, run_root):
