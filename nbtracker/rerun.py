@@ -205,7 +205,8 @@ def replay(run: Any, *, exact: bool = False, kernel: str = "python3", timeout: f
     root = resolve_root(original.dir.parent.parent)
     env = {**os.environ, "NBTRACKER_DIR": str(root), "NBTRACKER_REPLAY_OF": original.id,
            "NBTRACKER_LIVE": "0", "NBTRACKER_QUIET": "1"}
-    env.pop("NBTRACKER_RENDERER", None)
+    for var in ("NBTRACKER_RENDERER", "NBTRACKER_NOTEBOOK", "JPY_SESSION_NAME"):
+        env.pop(var, None)   # the replay kernel runs no notebook file of the caller's
     t0 = time.time()
     error = None
     client = NotebookClient(nb, timeout=timeout, kernel_name=kernel, allow_errors=False,
