@@ -98,19 +98,23 @@ def _capture_start_state(run: _run.Run) -> None:
         return
     if proc is None:
         return
+    import threading
+
+    # Reap the child as soon as it exits (a waiting thread holds no GIL): a kernel that shuts
+    # down with an unreaped child is killed by ipykernel's child-process cleanup before its
+    # atexit handlers run, and its open run would not be marked "crashed".
+    result: list[bytes] = []
+    reaper = threading.Thread(target=lambda: result.append(proc.communicate()[1] or b""),
+                              name="nbtracker-code-state", daemon=True)
+    reaper.start()
 
     def wait() -> None:
-        import subprocess
-
-        try:
-            _, err = proc.communicate(timeout=5.0)
-        except subprocess.TimeoutExpired:
+        reaper.join(5.0)
+        if reaper.is_alive():
             proc.kill()
-            proc.communicate()
             _report_once("code state capture", TimeoutError("git or the distribution scan took over 5 s"))
-            return
-        if proc.returncode:
-            last = (err or b"").decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+        elif proc.returncode:
+            last = b"".join(result).decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
             _report_once("code state capture", RuntimeError(last[0]))
 
     run._closers.append(wait)
