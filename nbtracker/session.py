@@ -88,18 +88,17 @@ def init(*args: Any, capture_console: bool = False, system_metrics: Any = False,
 def _capture_start_state(run: _run.Run) -> None:
     """env.json and the git state, written by a child process (docs/reproducibility.md), so
     the scan of installed distributions and the git calls never compete with the user's loop;
-    ``finish`` waits for it at most 5 s. A failure is reported once and never touches the run."""
-    try:
-        from .capture.state import start
-
-        proc = start(run.dir, in_kernel())
-    except Exception as e:  # noqa: BLE001 - the run goes on without it
-        _report_once("code state capture", e)
-        return
-    if proc is None:
-        return
+    ``finish`` waits for it at most 5 s. Failures are reported once (``run._guarded``, which
+    also runs the closers) and never touch the run."""
     import threading
 
+    from .capture.state import start
+
+    started: list[Any] = []
+    _run._guarded(lambda: started.append(start(run.dir, in_kernel())), "code state capture")
+    proc = started[0] if started else None
+    if proc is None:
+        return
     # Reap the child as soon as it exits (a waiting thread holds no GIL): a kernel that shuts
     # down with an unreaped child is killed by ipykernel's child-process cleanup before its
     # atexit handlers run, and its open run would not be marked "crashed".
@@ -112,24 +111,12 @@ def _capture_start_state(run: _run.Run) -> None:
         reaper.join(5.0)
         if reaper.is_alive():
             proc.kill()
-            _report_once("code state capture", TimeoutError("git or the distribution scan took over 5 s"))
-        elif proc.returncode:
+            raise TimeoutError("git or the distribution scan took over 5 s")
+        if proc.returncode:
             last = b"".join(result).decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
-            _report_once("code state capture", RuntimeError(last[0]))
+            raise RuntimeError(f"code state capture: {last[0]}")
 
     run._closers.append(wait)
-
-
-_reported: set[str] = set()
-
-
-def _report_once(where: str, e: BaseException) -> None:
-    import sys
-
-    if where not in _reported:
-        _reported.add(where)
-        print(f"nbtracker: {where} failed ({type(e).__name__}: {e}); the run goes on without it "
-              "(reported once)", file=sys.stderr)
 
 
 def _check_capture(console: Any, system: Any) -> tuple[bool, float | None]:

@@ -6,6 +6,7 @@
  */
 import uPlot from 'uplot';
 
+import { el } from './dom';
 import { fmtValue, forLog, Num, smooth } from './format';
 
 export interface Line {
@@ -35,17 +36,6 @@ const HEIGHT = 200;
 function themeColor(name: string, fallback: string): string {
   const value = getComputedStyle(document.body).getPropertyValue(name).trim();
   return value || fallback;
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: string): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (cls) {
-    node.className = cls;
-  }
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
 }
 
 class PanelChart {

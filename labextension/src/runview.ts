@@ -7,22 +7,12 @@ import { Widget } from '@lumino/widgets';
 
 import * as api from './api';
 import { ChartGrid, PanelData } from './chart';
+import { el } from './dom';
 import { differingKeys, flatten, fmtSpan, fmtValue, statusClass } from './format';
 import { SeriesModel } from './model';
 
 /** Panels drawn at most (the rest are listed by name). */
 const MAX_PANELS = 24;
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: string): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (cls) {
-    node.className = cls;
-  }
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
-}
 
 function kvTable(record: Record<string, unknown>, cls: string): HTMLTableElement {
   const table = el('table', `nbt-table ${cls}`);

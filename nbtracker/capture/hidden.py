@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -70,11 +71,14 @@ _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ListComp, ast.
            ast.DictComp, ast.GeneratorExp, ast.ClassDef)
 
 
-def bound_and_read(source: str) -> tuple[set[str], set[str]]:
-    """(names the cell binds at top level, names it reads before binding them itself)."""
+@functools.lru_cache(maxsize=4096)
+def bound_and_read(source: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(names the cell binds at top level, names it reads before binding them itself).
+
+    Cached by source: the capture re-checks the whole history after every cell."""
     tree = _python(source)
     if tree is None:
-        return set(), set()
+        return frozenset(), frozenset()
     bound: set[str] = set()
     read: set[str] = set()
 
@@ -110,7 +114,7 @@ def bound_and_read(source: str) -> tuple[set[str], set[str]]:
 
     for stmt in tree.body:  # type: ignore[attr-defined]
         visit(stmt)
-    return bound, read - _BUILTINS
+    return frozenset(bound), frozenset(read - _BUILTINS)
 
 
 def _key(e: dict[str, Any], with_ids: bool) -> Any:

@@ -190,8 +190,14 @@ def read_jsonl(path: Path, live: bool = False) -> list[dict[str, Any]]:
     lines = data.split(b"\n")
     if not lines[-1]:
         lines.pop()
-    # Fast path: parse chunks of lines as JSON arrays (one call per chunk, not per line) with the
-    # cyclic GC paused: a million fresh dicts otherwise trigger collections that double the cost.
+    rows = _parse_lines(lines)
+    return rows if rows is not None else list(_read_lines_slow(path, data, live))
+
+
+def _parse_lines(lines: list[bytes]) -> list[dict[str, Any]] | None:
+    """Every line as a JSON object, or None if one is not. Fast path: chunks of lines parsed as
+    JSON arrays (one call per chunk, not per line) with the cyclic GC paused: a million fresh
+    dicts otherwise trigger collections that double the cost."""
     rows: list[dict[str, Any]] = []
     gc_was_on = gc.isenabled()
     gc.disable()
@@ -200,15 +206,14 @@ def read_jsonl(path: Path, live: bool = False) -> list[dict[str, Any]]:
             chunk = lines[i:i + _CHUNK]
             parsed = json.loads(b"[" + b",".join(chunk) + b"]")
             if len(parsed) != len(chunk) or not all(type(r) is dict for r in parsed):
-                raise ValueError("not one object per line")
+                return None
             rows += parsed
         return rows
     except ValueError:
-        pass
+        return None
     finally:
         if gc_was_on:
             gc.enable()
-    return list(_read_lines_slow(path, data, live))
 
 
 def read_jsonl_tail(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
@@ -229,27 +234,16 @@ def read_jsonl_tail(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], 
     if end == 0:
         return [], offset
     lines = data[:end - 1].split(b"\n")
-    rows: list[dict[str, Any]] = []
-    gc_was_on = gc.isenabled()
-    gc.disable()
-    try:
-        for i in range(0, len(lines), _CHUNK):
-            chunk = lines[i:i + _CHUNK]
+    rows = _parse_lines(lines)
+    if rows is None:        # damage somewhere: the rows of the lines that parse
+        rows = []
+        for line in lines:
             try:
-                parsed = json.loads(b"[" + b",".join(chunk) + b"]")
-                if len(parsed) != len(chunk):
-                    raise ValueError("not one value per line")
+                row = json.loads(line)
             except ValueError:
-                parsed = []
-                for line in chunk:
-                    try:
-                        parsed.append(json.loads(line))
-                    except ValueError:
-                        continue
-            rows += [r for r in parsed if type(r) is dict]
-    finally:
-        if gc_was_on:
-            gc.enable()
+                continue
+            if type(row) is dict:
+                rows.append(row)
     return rows, offset + end
 
 

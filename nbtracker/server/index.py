@@ -15,11 +15,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..core.errors import NbtrackerError
 from ..core.paths import RUN_FILE
-from ..core.query import _load_doc
+from ..core.query import _load_doc, run_entries
 from ..core.status import effective_status
 
 #: A refresh is shared by every request within this many seconds.
@@ -101,7 +101,7 @@ class RunIndex:
                 return
             self._refreshed = now
             seen = set()
-            for project, name, path in _walk(str(self.root)):
+            for project, name, path in run_entries(self.root):
                 key = f"{project}/{name}"
                 try:
                     st = os.stat(os.path.join(path, RUN_FILE))
@@ -157,23 +157,6 @@ class RunIndex:
             out["offset"] = offset
             out["runs"] = [e.summary for e in entries[offset:offset + limit]]
             return out
-
-
-def _walk(root: str) -> Iterator[tuple[str, str, str]]:
-    """(project, run id, path) of every run directory under the root, as ``core.query.run_dirs``
-    finds them, with plain strings (10,000 ``Path`` objects cost more than the stat calls)."""
-    try:
-        projects = [e for e in os.scandir(root) if not e.name.startswith(".") and e.is_dir()]
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for p in projects:
-        try:
-            entries = list(os.scandir(p.path))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        for e in entries:
-            if not e.name.startswith(".") and e.is_dir():
-                yield p.name, e.name, e.path
 
 
 def _newest(entry: _Entry) -> tuple[float, str]:
