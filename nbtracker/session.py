@@ -12,6 +12,7 @@ from typing import Any
 
 from . import lifecycle as _lifecycle
 from . import run as _run
+from . import sync as _sync
 from .core import events as _events
 from .core import query as _query
 from .core import reprs as _reprs
@@ -62,8 +63,10 @@ def remove_display(shell: Any = None) -> None:
 
 
 def init(*args: Any, capture_console: bool = False, system_metrics: Any = False,
+         mirror: Any = None, mirror_options: dict[str, Any] | None = None, mlflow: Any = None,
          **kwargs: Any) -> _run.Run:
     console, interval = _check_capture(capture_console, system_metrics)
+    targets = _sync.live_targets(mirror, mirror_options, mlflow)   # bad URLs raise before any run exists
     ensure_display()
     if not in_kernel():
         _install_text_summary()
@@ -71,6 +74,10 @@ def init(*args: Any, capture_console: bool = False, system_metrics: Any = False,
     mark_kernel_run(run)
     _capture_start_state(run)
     try:
+        for target in targets:
+            from .sync import live as _live
+
+            _live.start(run, target)
         if console:
             from .capture import console as _console
 
@@ -244,6 +251,15 @@ init.__doc__ = (_lifecycle.init.__doc__ or "") + """
         Sample CPU, memory, disk, network (and NVIDIA GPUs when ``nvidia-ml-py`` is installed)
         every 10 s (or every ``system_metrics`` seconds) into ``system.jsonl``. Needs psutil
         (``pip install 'nbtracker[system]'``). Default False.
+    mirror : str, optional
+        Ship the run live to object storage (``s3://bucket/prefix``, any fsspec URL) from a
+        background thread while it is written; default ``$NBTRACKER_MIRROR``, ``False`` turns
+        it off. Needs ``pip install 'nbtracker[s3]'`` for S3. See docs/teams.md.
+    mirror_options : dict, optional
+        fsspec storage options for ``mirror`` (credentials, ``endpoint_url``...).
+    mlflow : str, optional
+        Sync the run live to an MLflow tracking server (``http://host:5000`` or
+        ``mlflow+http://host:5000``); default ``$NBTRACKER_MLFLOW``.
 """
 runs.__doc__ = _query.runs.__doc__
 load.__doc__ = _query.load.__doc__

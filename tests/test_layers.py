@@ -15,7 +15,7 @@ PKG = Path(nbtracker.__file__).parent
 LAYERS = {
     "core": 0,
     "run": 1, "mappings": 1, "_version": 1, "lifecycle": 1, "assets": 1, "media": 1,
-    "capture": 2, "display": 2, "server": 2,
+    "capture": 2, "display": 2, "server": 2, "sync": 2,
     "session": 3, "rerun": 3,
     "cells": 4, "extension": 4, "magics": 4, "cli": 4, "__main__": 4, "__init__": 4,
 }

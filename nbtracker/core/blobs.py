@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from . import paths as _paths
 from .errors import InvalidKeyError, NbtrackerError, StorageError
 from .values import valid_text
 
@@ -336,6 +337,8 @@ def checkout_entries(store: BlobStore, entries: Iterable[dict[str, Any]], dest: 
             links.append((rel, entry["symlink"]))
             continue
         source = store.path(entry["sha256"])
+        if not source.is_file() and _paths.mirrors is not None and (store.root / _paths.MIRROR_MARK).is_file():
+            _paths.mirrors.fetch_blob(store.root, entry["sha256"])   # a copy of a mirror: fetch on use
         if not source.is_file() and fallback is not None and (fallback / rel).is_file():
             source = fallback / rel
         if not source.is_file():

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import InvalidKeyError
+from typing import Protocol
+
+from .errors import InvalidKeyError, NbtrackerError
 from .values import valid_text
 
 ENV_DIR = "NBTRACKER_DIR"
@@ -31,6 +33,44 @@ def resolve_root(dir: str | os.PathLike[str] | None = None) -> Path:
     return find_root(dir)[0]
 
 
+class MirrorHooks(Protocol):
+    """How core reads a mirror: set as :data:`mirrors` by ``nbtracker.sync`` when it is
+    imported (core knows mirrors only through this)."""
+
+    def open_root(self, url: str) -> Path:
+        """Bring the local copy of the mirror's run list up to date; return its folder."""
+
+    def fill(self, run_dir: Path) -> None:
+        """Bring one run folder of such a copy up to date with all its files."""
+
+    def fetch_blob(self, root: Path, digest: str) -> bool:
+        """Fetch one stored content into the copy's store; False if the mirror lacks it."""
+
+
+mirrors: MirrorHooks | None = None
+#: The file that marks a folder as a local copy of a mirror (docs/teams.md).
+MIRROR_MARK = ".mirror.json"
+
+
+def is_url(value: object) -> bool:
+    """True for ``scheme://...`` strings (a mirror), never for a local path."""
+    if not isinstance(value, str) or "://" not in value:
+        return False
+    scheme = value.split("://", 1)[0]
+    return bool(scheme) and all(c.isalnum() or c in "+-." for c in scheme) and len(scheme) > 1
+
+
+def reading_root(dir: str | os.PathLike[str] | None = None) -> Path:
+    """The root to read runs from: :func:`resolve_root`, or, for a mirror URL (``dir=`` or
+    ``$NBTRACKER_DIR``), a local read-only copy of what the mirror holds."""
+    value = dir if dir is not None else os.environ.get(ENV_DIR)
+    if is_url(value):
+        if mirrors is None:
+            raise NbtrackerError(f"reading runs from {value} needs nbtracker.sync (import nbtracker)")
+        return mirrors.open_root(str(value))
+    return resolve_root(dir)
+
+
 def find_root(dir: str | os.PathLike[str] | None = None,
               cwd: str | os.PathLike[str] | None = None) -> tuple[Path, str]:
     """Return ``(root, why)``: the run root and which rule chose it.
@@ -46,10 +86,10 @@ def find_root(dir: str | os.PathLike[str] | None = None,
     The environment and the working directory are read at call time.
     """
     if dir is not None:
-        return _abs(dir), "dir= argument"
+        return _abs(_local(dir, "dir=")), "dir= argument"
     env = os.environ.get(ENV_DIR)
     if env:
-        return _abs(env), f"${ENV_DIR}"
+        return _abs(_local(env, f"${ENV_DIR}")), f"${ENV_DIR}"
     here = Path(cwd if cwd is not None else os.getcwd()).absolute()
     folders = (here, *here.parents)
     for folder in folders:
@@ -61,6 +101,13 @@ def find_root(dir: str | os.PathLike[str] | None = None,
         if (folder / DEFAULT_DIR).is_dir():
             return folder / DEFAULT_DIR, f"nearest existing {DEFAULT_DIR}/ folder above {here}"
     return here / DEFAULT_DIR, f"default: ./{DEFAULT_DIR} in the working directory {here}"
+
+
+def _local(value: str | os.PathLike[str], what: str) -> str | os.PathLike[str]:
+    if is_url(value):
+        raise NbtrackerError(f"{what} {value} is a mirror, which is read-only: runs are written to "
+                             "a local folder and shipped with mirror= or `nbtracker sync --to`")
+    return value
 
 
 def _abs(path: str | os.PathLike[str] | Path) -> Path:

@@ -14,7 +14,8 @@ import warnings
 from . import reprs
 from .errors import NbtrackerError, NbtrackerWarning, RunNotFoundError, UnreadableRunError
 from .files import read_json, read_jsonl
-from .paths import METRICS_FILE, RUN_FILE, check_project, check_run_id, resolve_root
+from . import paths as _paths
+from .paths import METRICS_FILE, MIRROR_MARK, RUN_FILE, check_project, check_run_id, reading_root
 from .status import STATUSES, effective_status
 
 _META = ("id", "name", "project", "group", "status", "start_time", "end_time", "notes")
@@ -130,8 +131,11 @@ class RunView:
     ``status`` is the effective status: a run whose writer died reads as ``"crashed"``.
     """
 
+    #: For a run read from a mirror: fills the local copy of its folder on first use of ``dir``.
+    _fill: Any = None
+
     def __init__(self, path: Path, doc: Mapping[str, Any], validated: bool = False) -> None:
-        self.dir = path
+        self._dir = path
         if not validated:
             doc, _ = validate_doc(path, doc)
         self.status: str = effective_status(path, doc.get("status"))
@@ -152,6 +156,15 @@ class RunView:
         """The run in ``path``; ``RunNotFoundError`` or ``UnreadableRunError`` if there is none."""
         path = Path(path)
         return cls(path, read_run_doc(path), validated=True)
+
+    @property
+    def dir(self) -> Path:
+        """The run directory (for a run read from a mirror, its local copy)."""
+        fill = self._fill
+        if fill is not None:
+            self._fill = None
+            fill(self._dir)
+        return self._dir
 
     def __getattr__(self, name: str) -> Any:
         doc = self.__dict__.get("_doc", {})
@@ -403,7 +416,8 @@ def runs(project: str | None = None, dir: str | os.PathLike[str] | None = None, 
         Filters: runs carrying all ``tags``; whose effective status is ``status`` (or one of
         them); whose config has each given key (``"a.b"`` reaches nested values) equal to the value.
     """
-    root = resolve_root(dir)
+    root = reading_root(dir)
+    fill = _paths.mirrors.fill if _paths.mirrors is not None and (root / MIRROR_MARK).is_file() else None
     found: list[RunView] = []
     unreadable: list[tuple[Path, str]] = []
     damaged: list[str] = []
@@ -418,6 +432,7 @@ def runs(project: str | None = None, dir: str | os.PathLike[str] | None = None, 
         if problems:
             damaged.append(f"{run_dir.parent.name}/{run_dir.name} ({', '.join(problems)})")
         view = RunView(run_dir, doc, validated=True)
+        view._fill = fill
         if _matches(view, tags, status, config):
             found.append(view)
     if unreadable or damaged:
@@ -455,7 +470,15 @@ def find_run_dir(ref: str | os.PathLike[str], dir: str | os.PathLike[str] | None
     except (OSError, ValueError):   # a name too long for a path, or a NUL byte: not a directory
         pass
     ref = str(ref)
-    root = resolve_root(dir)
+    root = reading_root(dir)
+    if _paths.mirrors is not None and (root / MIRROR_MARK).is_file():
+        found = _find_in(root, ref, project)
+        _paths.mirrors.fill(found)
+        return found
+    return _find_in(root, ref, project)
+
+
+def _find_in(root: Path, ref: str, project: str | None) -> Path:
     if project is not None and _safe_id(ref):
         exact = root / check_project(project) / ref
         if (exact / RUN_FILE).is_file():
