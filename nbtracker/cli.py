@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from ._version import __version__
 from .core.errors import NbtrackerError
 from .core.files import read_jsonl
-from .core.paths import METRICS_FILE, find_root, resolve_root
+from .core.paths import METRICS_FILE, find_root, is_url, resolve_root
 from .core.query import RunView, find_run_dir, runs
 from .core.records import best_checkpoint, find_checkpoint, get_model, list_artifacts, list_models
 from .display.text import flatten_config, fmt_duration, fmt_time, fmt_value, render, runs_columns, term
@@ -28,7 +28,9 @@ def _parser() -> Any:
 
     p = argparse.ArgumentParser(prog="nbtracker", description="Local-first experiment tracker: inspect runs.")
     p.add_argument("--version", action="version", version=f"nbtracker {__version__}")
-    p.add_argument("--dir", help="run root (default: `nbtracker root` says which and why)")
+    p.add_argument("--dir", "--root", dest="dir",
+                   help="run root (default: `nbtracker root` says which and why); a mirror URL "
+                        "(s3://bucket/prefix) reads the runs there, read-only")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     root = sub.add_parser("root", help="print the run root and which rule chose it")
@@ -81,6 +83,15 @@ def _parser() -> Any:
     rp.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance for 'close' (default 1e-6)")
     rp.add_argument("--until", type=int, metavar="CELL", help="stop after the cell with this execution count")
     rp.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    sy = sub.add_parser("sync", help="ship runs to a mirror: object storage (s3://...) or an MLflow server "
+                                     "(mlflow+http://...); resumable, uploads only what is missing")
+    sy.add_argument("runs", nargs="*", metavar="RUN")
+    sy.add_argument("--all", action="store_true", help="every run under the root (of --project)")
+    sy.add_argument("--project", "-p")
+    sy.add_argument("--to", required=True, metavar="URL",
+                    help="s3://bucket/prefix (any fsspec URL) or mlflow+http://host:port")
+    sy.add_argument("--json", action="store_true", help="print one JSON object per run")
 
     models = sub.add_parser("models", help="registered models and their versions")
     models.add_argument("name", nargs="?")
@@ -156,11 +167,12 @@ def cmd_ls(args: Any) -> int:
         print(json.dumps(found.to_records(), indent=1))
         return EXIT_OK
     if not found:
-        print(f"no runs under {term(resolve_root(args.dir))}"
+        print(f"no runs under {term(args.dir if is_url(args.dir) else resolve_root(args.dir))}"
               + (f" in project {term(repr(args.project))}" if args.project else ""))
     else:
         header, rows = runs_columns(found)
-        checkpoints = [r.checkpoints for r in found]
+        # (not for a mirror: a run's checkpoints would fetch the whole run)
+        checkpoints = [] if is_url(args.dir) else [r.checkpoints for r in found]
         if any(checkpoints):   # Keepsake's ls: how many checkpoints, and the best one
             header += ["ckpts", "best ckpt"]
             for row, run, cps in zip(rows, found, checkpoints):
@@ -255,6 +267,34 @@ def cmd_export(args: Any) -> int:
         if out is not sys.stdout:
             out.close()
     return EXIT_OK
+
+
+def cmd_sync(args: Any) -> int:
+    from .sync import ship
+
+    if not args.runs and not args.all:
+        print("nbtracker: name the runs to sync, or pass --all", file=sys.stderr)
+        return EXIT_USAGE
+    if args.runs and args.all:
+        print("nbtracker: give run names or --all, not both", file=sys.stderr)
+        return EXIT_USAGE
+    done = ship(args.runs or None, to=args.to, all=args.all, project=args.project, dir=args.dir)
+    failed = 0
+    for r in done:
+        if args.json:
+            print(json.dumps(r.as_dict()))
+        elif r.error:
+            print(f"{term(r.project)}/{r.id}  failed: {term(r.error)}", file=sys.stderr)
+        else:
+            what = (f"{r.uploads} uploads ({fmt_bytes(r.uploaded_bytes)}), {r.rows} rows" if r.uploads or r.rows
+                    else "up to date")
+            print(f"{term(r.project)}/{r.id}  {term(r.name or '')}  {what}; {r.requests} requests, {r.seconds:.1f} s")
+            for note in r.notes:
+                print(f"  note: {term(note)}")
+        failed += bool(r.error)
+    if not done:
+        print("no runs to sync" + (f" in project {term(repr(args.project))}" if args.project else ""))
+    return EXIT_FAIL if failed else EXIT_OK
 
 
 def cmd_rm(args: Any) -> int:
@@ -420,7 +460,7 @@ def cmd_gc(args: Any) -> int:
 
 _COMMANDS = {"root": cmd_root, "ls": cmd_ls, "show": cmd_show, "diff": cmd_diff, "export": cmd_export,
              "rm": cmd_rm, "checkout": cmd_checkout, "models": cmd_models, "artifacts": cmd_artifacts,
-             "gc": cmd_gc, "replay": cmd_replay}
+             "gc": cmd_gc, "replay": cmd_replay, "sync": cmd_sync}
 
 
 def _csv_cell(v: Any) -> Any:

@@ -14,6 +14,7 @@ def run_root(tmp_path, monkeypatch):
     root = tmp_path / "runs"
     monkeypatch.setenv("NBTRACKER_DIR", str(root))
     monkeypatch.setenv("NBTRACKER_QUIET", "1")    # no text view at finish (tests of it unset this)
+    monkeypatch.setenv("NBTRACKER_CACHE", str(tmp_path / "cache"))   # local copies of mirrors
     yield root
     leaked = [r for r in list(run_module._open.values())]
     for r in leaked:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..core import events
-from .objstore import MirrorError, Stats, explain
+from .objstore import Stats, explain
 
 #: Seconds between passes (``$NBTRACKER_MIRROR_INTERVAL``): each pass of a growing run makes
 #: one new segment per timeline, so this also sets how many segments an hour of logging makes.

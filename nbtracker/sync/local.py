@@ -35,7 +35,7 @@ TIMELINES = ("metrics.jsonl", "cells.jsonl", "text.jsonl", "console.jsonl", "sys
 SEGMENT_DIR = ".d"            # metrics.jsonl -> metrics.jsonl.d/0000000000000000.jsonl
 HEARTBEAT_DOC = "heartbeat.json"
 #: Largest segment a sync cuts from a timeline (a live mirror ships what arrived since its last pass).
-SEGMENT_MAX = 8 << 20
+SEGMENT_MAX = int(os.environ.get("NBTRACKER_MIRROR_SEGMENT") or 8 << 20)
 _SEGMENT = re.compile(r"(?P<timeline>[a-z]+\.jsonl)\.d/(?P<start>\d{16})\.jsonl\Z")
 #: Folders whose files are hard links into the content store (their manifests say which).
 _STORED_DIRS = ("files", "outputs")

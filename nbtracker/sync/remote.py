@@ -199,16 +199,16 @@ class MirrorCopy:
 
 
 # -- the hooks core calls (core/paths.py MirrorHooks) -----------------------------------------
-_copies: dict[str, MirrorCopy] = {}
+_copies: dict[tuple[str, Path], MirrorCopy] = {}
 _copies_lock = threading.Lock()
 
 
 def copy_for(url: str, options: dict[str, Any] | None = None) -> MirrorCopy:
-    url = url.rstrip("/")
+    key = (url.rstrip("/"), cache_home())
     with _copies_lock:
-        copy = _copies.get(url)
+        copy = _copies.get(key)
         if copy is None or options:
-            copy = _copies[url] = MirrorCopy(url, options)
+            copy = _copies[key] = MirrorCopy(key[0], options)
         return copy
 
 
