@@ -119,7 +119,9 @@ def open_fs(url: str, options: dict[str, Any] | None = None) -> tuple[Any, str]:
         raise MirrorError(f"mirroring to {url} needs fsspec and the backend for it: "
                           "pip install 'nbtracker[s3]' (s3fs) or the fsspec backend of your store") from None
     try:
-        fs, base = fsspec.core.url_to_fs(url, **(options or {}))
+        # A fresh filesystem object each time: fsspec's instance cache would keep credentials
+        # read from the environment before they were changed.
+        fs, base = fsspec.core.url_to_fs(url, **{"skip_instance_cache": True, **(options or {})})
     except ImportError as e:
         scheme = url.split("://", 1)[0]
         hint = "pip install 'nbtracker[s3]'" if scheme in ("s3", "s3a") else f"install the fsspec backend for {scheme}://"

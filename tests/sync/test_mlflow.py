@@ -17,7 +17,8 @@ pytestmark = pytest.mark.services
 
 
 def _history(srv, run_id, key):
-    return srv.call("GET", f"/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key={key}&max_results=100000")["metrics"]
+    path = f"/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key={key}&max_results=100000"
+    return srv.call("GET", path)["metrics"]
 
 
 def _find(srv, project, nb_id):
