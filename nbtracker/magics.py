@@ -17,16 +17,18 @@ from .cells import CellSession
 from .core.errors import NbtrackerError
 from .core.query import find_run_dir
 from .display.text import fmt_value
+from .sync import live as live_mirrors
 
 _sessions: dict[int, CellSession] = {}
 
 HELP = """nbtracker: track runs from a notebook.
 
   %nbtracker init [--project P] [--name N] [--tag T ...] [--notes TEXT] [--group G]
-                  [--primary METRIC:max|min] [--resume ID] [--console] [--system] [key=value ...]
+                  [--primary METRIC:max|min] [--resume ID] [--console] [--system]
+                  [--mirror s3://bucket/prefix] [--mlflow http://host:5000] [key=value ...]
                                start a run; key=value pairs become config (Python literals)
   %nbtracker finish            finish the current run
-  %nbtracker status            current run: steps, last values, last cells, files
+  %nbtracker status            current run: steps, last values, last cells, files, mirrors
   %nbtracker runs [--project P] [--sort KEY] [--desc]    table of runs
   %nbtracker code [RUN]        the captured (clean) code of a run
   %nbtracker diff RUN RUN      config, summary and tags side by side
@@ -66,6 +68,8 @@ def _init_parser(prog: str) -> _Parser:
     p.add_argument("--dir")
     p.add_argument("--console", action="store_true", help="capture print/tqdm into console.jsonl")
     p.add_argument("--system", action="store_true", help="sample system metrics (needs psutil)")
+    p.add_argument("--mirror", help="ship the run live to s3://bucket/prefix (any fsspec URL)")
+    p.add_argument("--mlflow", help="sync the run live to an MLflow server, http://host:5000")
     p.add_argument("config", nargs="*", help="key=value pairs")
     return p
 
@@ -86,7 +90,8 @@ def _init_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         config[key] = _literal(value)
     return dict(project=args.project, name=args.name, tags=args.tags, notes=args.notes, group=args.group,
                 primary_metric=args.primary, resume=args.resume, dir=args.dir, config=config or None,
-                capture_console=args.console, system_metrics=args.system)
+                capture_console=args.console, system_metrics=args.system, mirror=args.mirror,
+                mlflow=args.mlflow)
 
 
 @magics_class
@@ -148,6 +153,7 @@ class NbtrackerMagics(Magics):
         for e in (state.executions if state else [])[-3:]:
             lines.append(f"cell     [{e['execution_count']}] {e['status']}")
         lines += _hidden_state_lines(run.dir)
+        lines += [f"mirror   {line[len('mirror '):]}" for line in live_mirrors.status_lines(run)]
         print("\n".join(lines))
 
     def _cmd_runs(self, argv: list[str]) -> Any:

@@ -65,6 +65,7 @@ class RemoteRun:
     objects: dict[str, tuple[int, str | None]] = field(default_factory=dict)   # rel -> (size, md5)
     offsets: dict[str, int] = field(default_factory=dict)                      # timeline -> bytes shipped
     marks: dict[str, tuple[int, int]] = field(default_factory=dict)            # rel -> local (size, mtime) shipped
+    unchecked: dict[str, tuple[int, int, str | None]] = field(default_factory=dict)  # timeline -> last listed segment
     gaps: list[str] = field(default_factory=list)
 
     @classmethod
@@ -83,6 +84,7 @@ class RemoteRun:
             end = 0
             for start, size in sorted(segs):
                 if start == end:
+                    state.unchecked[timeline] = (start, size, state.objects[segment_name(timeline, start)][1])
                     end += size
                 elif start > end:   # a hole: never made by nbtracker; ship from the hole
                     state.gaps.append(f"{timeline} at byte {end}")
@@ -294,8 +296,27 @@ class ObjectMirror:
         stats.uploads += 1
         stats.uploaded_bytes += len(data)
 
+    def _check_resume(self, local: LocalRun, state: RemoteRun, rel: str, path: Path, stats: Stats) -> None:
+        """Before resuming a timeline from a listing: the mirror's last segment must hold the
+        same bytes as the local file there (else it is another writer's, and nothing is shipped)."""
+        start, size, md5 = state.unchecked.pop(rel)
+        with open(path, "rb") as f:
+            f.seek(start)
+            mine = f.read(size)
+        if md5 is None:
+            stats.requests += 1
+            same = self.fs.cat_file(self._key(f"{local.prefix}/{segment_name(rel, start)}")) == mine
+        else:
+            same = hashlib.md5(mine, usedforsecurity=False).hexdigest() == md5
+        if not same:
+            raise ConflictError(f"{self.url}/{local.prefix}/{segment_name(rel, start)} holds other bytes than "
+                                f"{path} there: another writer ships this run to the same mirror; nothing "
+                                "more of it is shipped")
+
     def _ship_timeline(self, local: LocalRun, state: RemoteRun, rel: str, path: Path, stats: Stats,
                        deadline: float | None) -> None:
+        if rel in state.unchecked:
+            self._check_resume(local, state, rel, path, stats)
         start = state.offsets.get(rel, 0)
         try:
             size = path.stat().st_size
