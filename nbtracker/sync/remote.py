@@ -89,15 +89,19 @@ class MirrorCopy:
                     continue
                 listings.setdefault((project, run_id), {})[rel] = info
         self.listings = {k: v for k, v in listings.items() if RUN_FILE in v}
-        want: list[tuple[Path, str, dict[str, Any]]] = []
-        for (project, run_id), listing in self.listings.items():
-            run_dir = self.dir / project / run_id
-            fetched = _read_fetched(run_dir)
-            for rel in (RUN_FILE, HEARTBEAT_DOC):
+        # run.json of every run that changed; then the heartbeat of the runs that say "running"
+        # (a finished run's status is final: its heartbeat is not needed to tell it apart).
+        for rel in (RUN_FILE, HEARTBEAT_DOC):
+            want: list[tuple[Path, str, dict[str, Any]]] = []
+            for (project, run_id), listing in self.listings.items():
+                run_dir = self.dir / project / run_id
                 info = listing.get(rel)
-                if info is not None and not _same(fetched.get(rel), info):
-                    want.append((run_dir, rel, info))
-        self._fetch_docs(want)
+                if info is None or _same(_read_fetched(run_dir).get(rel), info):
+                    continue
+                if rel == HEARTBEAT_DOC and not _says_running(run_dir):
+                    continue
+                want.append((run_dir, rel, info))
+            self._fetch_docs(want)
         for project_dir in _dirs(self.dir):
             for run_dir in _dirs(project_dir):
                 if (project_dir.name, run_dir.name) not in self.listings:
@@ -254,6 +258,13 @@ def _same(mark: Any, info: dict[str, Any]) -> bool:
 def _safe(rel: str) -> bool:
     parts = rel.split("/")
     return all(p and p not in (".", "..") and "\\" not in p for p in parts) and parts[-1] != _FETCHED
+
+
+def _says_running(run_dir: Path) -> bool:
+    try:
+        return json.loads((run_dir / RUN_FILE).read_bytes()).get("status") == "running"
+    except (OSError, ValueError, AttributeError):
+        return True
 
 
 def _read_fetched(run_dir: Path) -> dict[str, Any]:
