@@ -76,7 +76,9 @@ def live_targets(mirror: Any = None, mirror_options: dict[str, Any] | None = Non
     if mirror is None:
         mirror = os.environ.get(ENV_MIRROR) or None
     if mirror is not None and mirror is not False:
-        out.append(target_for(mirror, mirror_options))
+        target = target_for(mirror, mirror_options)
+        target.warm()
+        out.append(target)
     if mlflow is None:
         mlflow = os.environ.get(ENV_MLFLOW) or None
     if mlflow is not None and mlflow is not False:

@@ -30,6 +30,10 @@ PASS_BUDGET = 20.0
 #: How long ``finish()`` waits for the last pass (``$NBTRACKER_MIRROR_FINISH_TIMEOUT``).
 FINISH_TIMEOUT = 30.0
 MAX_BACKOFF = 60.0
+#: The most of one core the mirror may use: after a pass that took C seconds of CPU (its own
+#: thread and fsspec's I/O thread), the next waits at least C / CPU_SHARE seconds. So a tight
+#: training loop never pays more than a few percent for its mirror, however short the interval.
+CPU_SHARE = 0.03
 
 
 class Target(Protocol):
@@ -65,6 +69,7 @@ class LiveMirror:
         self.error: str | None = None
         self.last_ok: float | None = None      # wall time of the last pass that completed
         self.closed = False
+        self.last_cpu = 0.0                    # CPU seconds of the last pass
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._busy = threading.Lock()
@@ -80,14 +85,18 @@ class LiveMirror:
 
     # -- the thread ----------------------------------------------------------------------------
     def _loop(self) -> None:
+        wait = self.interval
         while not self._stop.is_set():
-            self._wake.wait(self.interval)
+            self._wake.wait(wait)
             self._wake.clear()
             if self._stop.is_set():
                 return
+            cpu = _CpuClock()
             if not self._pass(budget=PASS_BUDGET):
                 delay = min(MAX_BACKOFF, 2.0 ** min(self.failures, 6))
                 self._stop.wait(delay)
+            self.last_cpu = cpu.elapsed()
+            wait = min(MAX_BACKOFF, max(self.interval, self.last_cpu / CPU_SHARE))
 
     def _pass(self, budget: float | None, final: bool = False) -> bool:
         with self._busy:
@@ -161,7 +170,38 @@ class LiveMirror:
             "uploaded_bytes": self.totals.uploaded_bytes,
             "rows": self.totals.rows,
             "requests": self.totals.requests,
+            "last_pass_cpu_seconds": round(self.last_cpu, 4),
         }
+
+
+class _CpuClock:
+    """CPU time of this thread plus fsspec's I/O thread (where s3fs does its requests)."""
+
+    def __init__(self) -> None:
+        self.clocks = []
+        for t in [threading.current_thread(), *[t for t in threading.enumerate() if t.name == "fsspecIO"]]:
+            try:
+                self.clocks.append(time.pthread_getcpuclockid(t.ident))  # type: ignore[arg-type]
+            except (AttributeError, OSError, TypeError):
+                pass
+        self.wall = time.monotonic()
+        self.start = self._now()
+
+    def _now(self) -> float:
+        total = 0.0
+        for c in self.clocks:
+            try:
+                total += time.clock_gettime(c)
+            except OSError:
+                pass
+        return total
+
+    def elapsed(self) -> float:
+        if not self.clocks:
+            return time.monotonic() - self.wall
+        if len(self.clocks) == 1:   # the I/O thread was started by this pass: not measured, take wall
+            return max(self._now() - self.start, min(time.monotonic() - self.wall, 1.0))
+        return self._now() - self.start
 
 
 # -- attaching to runs -------------------------------------------------------------------------

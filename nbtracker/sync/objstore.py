@@ -33,6 +33,9 @@ from .local import (HEARTBEAT_DOC, SEGMENT_MAX, LocalRun, blob_key, complete_byt
 _COMPARE_MAX = 4 << 20
 #: Files larger than this are streamed from disk (multipart), not read into memory.
 _STREAM_MIN = 16 << 20
+#: The heartbeat's time is shipped when it moved by this much (readers call a run crashed
+#: after 45 s without a beat; the writer beats every 5 s).
+HEARTBEAT_EVERY = 15.0
 
 
 class MirrorError(NbtrackerError):
@@ -66,6 +69,7 @@ class RemoteRun:
     offsets: dict[str, int] = field(default_factory=dict)                      # timeline -> bytes shipped
     marks: dict[str, tuple[int, int]] = field(default_factory=dict)            # rel -> local (size, mtime) shipped
     unchecked: dict[str, tuple[int, int, str | None]] = field(default_factory=dict)  # timeline -> last listed segment
+    heartbeat: float = 0.0   # the heartbeat time last shipped
     gaps: list[str] = field(default_factory=list)
 
     @classmethod
@@ -169,6 +173,16 @@ class ObjectMirror:
     def _key(self, rel: str) -> str:
         return f"{self.base}/{rel}"
 
+    def warm(self) -> None:
+        """Build the store's client now (s3fs: about 0.1 s of CPU, no network), so that a live
+        mirror's first pass does not spend it in the middle of the user's loop."""
+        connect = getattr(self.fs, "connect", None)
+        if callable(connect):
+            try:
+                connect()
+            except Exception:  # noqa: BLE001 - the first pass reports whatever is wrong
+                pass
+
     # -- reading the mirror's state ------------------------------------------------------------
     def remote_state(self, local: LocalRun, stats: Stats) -> RemoteRun:
         prefix = self._key(local.prefix)
@@ -202,9 +216,10 @@ class ObjectMirror:
                 self._ship_file(local, state, rel, path, stats)
             for rel, path in local.timelines:
                 self._ship_timeline(local, state, rel, path, stats, deadline)
-            if local.heartbeat is not None:
+            if local.heartbeat is not None and local.heartbeat - state.heartbeat >= HEARTBEAT_EVERY:
                 doc = json.dumps({"time": local.heartbeat}).encode()
                 self._put_doc(local, state, HEARTBEAT_DOC, doc, stats)
+                state.heartbeat = local.heartbeat
             if local.files and local.files[-1][0] == "run.json":
                 self._ship_file(local, state, "run.json", local.files[-1][1], stats)
         except MirrorError:

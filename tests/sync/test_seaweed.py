@@ -183,6 +183,15 @@ def test_duckdb_and_pandas_read_the_segments_directly(s3, seaweed):
     query = f"select count(*), min(loss) from read_json('s3://{base}/*/*/metrics.jsonl.d/*.jsonl')"
     ((n, best),) = con.sql(query).fetchall()
     assert n == 1000 and best == pytest.approx(1 / 1000)
+    # the query of docs/teams.md, as written there
+    per_run = con.sql(f"""
+      select regexp_extract(filename, '([^/]+)/metrics\\.jsonl\\.d/', 1) as run, max(_step) as steps,
+             min(loss) as best_loss
+      from read_json('s3://{base}/q/*/metrics.jsonl.d/*.jsonl', filename=true)
+      group by run order by best_loss""").fetchall()
+    assert per_run == [(run.id, 999, pytest.approx(1 / 1000))]
+    ((rid, status, lr),) = con.sql(f"select id, status, config.lr from read_json('s3://{base}/*/*/run.json')").fetchall()
+    assert (rid, status, lr) == (run.id, "finished", 0.1)
     keys = sorted(fs.glob(f"{base}/q/*/metrics.jsonl.d/*.jsonl"))
     frames = [pd.read_json(fs.open(k), lines=True, dtype=False) for k in keys]
     assert len(pd.concat(frames)) == 1000
