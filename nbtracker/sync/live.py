@@ -70,6 +70,7 @@ class LiveMirror:
         self.last_ok: float | None = None      # wall time of the last pass that completed
         self.closed = False
         self.last_cpu = 0.0                    # CPU seconds of the last pass
+        self.cpu_total = 0.0                   # ... and of all passes of the thread
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._busy = threading.Lock()
@@ -96,6 +97,7 @@ class LiveMirror:
                 delay = min(MAX_BACKOFF, 2.0 ** min(self.failures, 6))
                 self._stop.wait(delay)
             self.last_cpu = cpu.elapsed()
+            self.cpu_total += self.last_cpu
             wait = min(MAX_BACKOFF, max(self.interval, self.last_cpu / CPU_SHARE))
 
     def _pass(self, budget: float | None, final: bool = False) -> bool:
@@ -171,6 +173,7 @@ class LiveMirror:
             "rows": self.totals.rows,
             "requests": self.totals.requests,
             "last_pass_cpu_seconds": round(self.last_cpu, 4),
+            "cpu_seconds": round(self.cpu_total, 4),
         }
 
 

@@ -156,6 +156,15 @@ def explain(url: str, e: BaseException) -> MirrorError:
     return MirrorError(f"{url}: {text}")
 
 
+def _byte_at(path: Path, offset: int) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(1)
+    except OSError:
+        return b""
+
+
 def _exists_error(e: BaseException) -> bool:
     text = str(e).lower().replace("-", "")
     return isinstance(e, FileExistsError) or "precondition" in text or "412" in text or "already exists" in text
@@ -346,23 +355,38 @@ class ObjectMirror:
                 return   # only an unfinished line so far
             seg = segment_name(rel, start)
             key = self._key(f"{local.prefix}/{seg}")
-            if not self._create(key, data, stats):
-                stats.requests += 1
-                there = self.fs.info(key)
-                if int(there.get("size") or 0) != len(data):
-                    # Our own earlier attempt shipped fewer lines from this offset (the file
-                    # grew since); continue after what it holds.
-                    got = int(there.get("size") or 0)
-                    if got <= 0 or data[got - 1:got] != b"\n":
-                        raise ConflictError(f"{key} already exists with other contents; another "
-                                            "writer ships this run to the same mirror")
-                    data = data[:got]
-            stats.rows += data.count(b"\n")
-            state.objects[seg] = (len(data), None)
-            start += len(data)
+            length = len(data)
+            if self._create(key, data, stats):
+                stats.rows += data.count(b"\n")
+            else:
+                # Already there: our own earlier attempt (a retry after a lost reply), or another
+                # syncer of this run (a live mirror and `nbtracker sync` at once) that cut its
+                # segment at another line. Either way it holds this file's bytes from ``start``:
+                # go on after them.
+                length = self._size_of_existing(key, stats)
+                if length != len(data) and (length <= 0 or start + length > size
+                                            or _byte_at(path, start + length - 1) != b"\n"):
+                    raise ConflictError(f"{key} already exists with other contents; another "
+                                        "writer ships this run to the same mirror")
+            state.objects[seg] = (length, None)
+            start += length
             state.offsets[rel] = start
             if deadline is not None and time.monotonic() > deadline:
                 return
+
+    def _size_of_existing(self, key: str, stats: Stats) -> int:
+        """The size of an object a create-only upload found there. The other upload may still
+        be in flight (a store can refuse ours before it shows theirs): wait for it, briefly."""
+        for attempt in range(50):
+            stats.requests += 1
+            try:
+                self.fs.invalidate_cache(key)
+                return int(self.fs.info(key).get("size") or 0)
+            except FileNotFoundError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
+        return 0
 
     def _ship_registry(self, root: Path, stats: Stats) -> None:
         """The root's artifact and model documents (and the contents they list)."""

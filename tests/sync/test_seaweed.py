@@ -193,5 +193,30 @@ def test_duckdb_and_pandas_read_the_segments_directly(s3, seaweed):
     ((rid, status, lr),) = con.sql(f"select id, status, config.lr from read_json('s3://{base}/*/*/run.json')").fetchall()
     assert (rid, status, lr) == (run.id, "finished", 0.1)
     keys = sorted(fs.glob(f"{base}/q/*/metrics.jsonl.d/*.jsonl"))
-    frames = [pd.read_json(fs.open(k), lines=True, dtype=False) for k in keys]
+    frames = [pd.read_json(fs.open(k), lines=True, dtype=False, precise_float=True) for k in keys]
     assert len(pd.concat(frames)) == 1000
+
+
+def test_two_syncers_of_one_run_at_once_make_one_chain(s3, seaweed):
+    """A live mirror and `nbtracker sync` (or two syncs) racing: each segment is created once,
+    and both walk the same chain of segments, whatever sizes they cut."""
+    run = _make_run(30_000)
+    procs = []
+    for seg in (48 << 10, 80 << 10):
+        env = {**seaweed.environ(), "NBTRACKER_MIRROR_SEGMENT": str(seg), "NBTRACKER_DIR": os.environ["NBTRACKER_DIR"]}
+        procs.append(subprocess.Popen([sys.executable, "-m", "nbtracker", "sync", run.id, "--to", s3, "--json"],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    reports = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, (out, err)
+        reports.append(json.loads(out))
+    fs = seaweed.fs()
+    segs = _objects(fs, f"{s3.split('://', 1)[1]}/sw/{run.id}/metrics.jsonl.d")
+    offset = 0
+    for start, n in sorted((int(k.rsplit("/", 1)[1][:16]), v[0]) for k, v in segs.items()):
+        assert start == offset, "segments overlap or leave a hole"
+        offset += n
+    assert offset == (run.dir / "metrics.jsonl").stat().st_size
+    assert sum(r["rows"] for r in reports) == 30_000      # every row shipped by exactly one of them
+    _same_as_local(s3, run.id)
