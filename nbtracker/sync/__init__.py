@@ -25,6 +25,8 @@ from ..core.paths import is_url
 
 ENV_MIRROR = "NBTRACKER_MIRROR"
 ENV_MLFLOW = "NBTRACKER_MLFLOW"
+#: Runs shipped at once by ``ship(all=True)`` / ``nbtracker sync --all``.
+SHIP_THREADS = 8
 
 
 class _Hooks:
@@ -137,10 +139,14 @@ def ship(runs: Iterable[str | os.PathLike[str]] | None = None, to: str | None = 
         if isinstance(runs, (str, os.PathLike)):
             runs = [runs]
         dirs = [find_run_dir(r, dir, project) for r in runs]
-    out = []
-    for run_dir in dirs:
-        out.append(_ship_one(target, Path(run_dir)))
-    return out
+    if len(dirs) <= 1:
+        return [_ship_one(target, Path(d)) for d in dirs]
+    # Runs are independent: several at once hide the store's latency (each run's own
+    # requests stay in order).
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(SHIP_THREADS, len(dirs)), thread_name_prefix="nbtracker-sync") as pool:
+        return list(pool.map(lambda d: _ship_one(target, Path(d)), dirs))
 
 
 def _ship_one(target: Any, run_dir: Path) -> Shipped:
