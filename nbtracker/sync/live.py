@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from .. import lifecycle
 from ..core import events
 from .objstore import Stats, explain
 
@@ -218,7 +219,37 @@ def start(run: Any, target: Target, interval: float | None = None) -> LiveMirror
         if not _live:
             events.on("finish", _on_finish)
         _live.setdefault(id(run), []).append(mirror)
+    _finish_before_shutdown()
     return mirror
+
+
+_shutdown_hook = False
+
+
+def _finish_before_shutdown() -> None:
+    """Once per process: when the interpreter exits with a mirrored run still open, finish it
+    (with the status ``atexit`` would give it) before the interpreter stops thread pools:
+    after that, an S3 client cannot even resolve its endpoint's name ("cannot schedule new
+    futures after interpreter shutdown"), so the last pass would fail."""
+    global _shutdown_hook
+    register = getattr(threading, "_register_atexit", None)
+    if _shutdown_hook or register is None:
+        return
+    _shutdown_hook = True
+
+    def finish_mirrored() -> None:
+        with _lock:
+            runs = [ms[0].run for ms in _live.values() if ms]
+        for run in runs:
+            try:
+                run.finish(lifecycle.exit_status(run))
+            except Exception as e:  # noqa: BLE001 - exiting; say it and go on
+                _say(f"could not finish run {run.id} at exit: {e}")
+
+    try:
+        register(finish_mirrored)
+    except RuntimeError:   # already shutting down
+        pass
 
 
 def mirrors_of(run: Any) -> list[LiveMirror]:

@@ -220,3 +220,19 @@ def test_two_syncers_of_one_run_at_once_make_one_chain(s3, seaweed):
     assert offset == (run.dir / "metrics.jsonl").stat().st_size
     assert sum(r["rows"] for r in reports) == 30_000      # every row shipped by exactly one of them
     _same_as_local(s3, run.id)
+
+
+@pytest.mark.parametrize("ending, status", [("", "finished"), ("1 / 0", "failed")])
+def test_a_script_that_never_calls_finish_still_lands_on_the_mirror(s3, seaweed, tmp_path, ending, status):
+    """At interpreter exit the S3 client cannot resolve a host name any more (thread pools are
+    shut down before atexit runs): mirrored runs are finished before that."""
+    script = tmp_path / "train.py"
+    script.write_text(f"import nbtracker\nrun = nbtracker.init(project='exit', mirror={s3!r})\n"
+                      f"for i in range(5000):\n    run.log({{'a': i}})\nprint(run.id, flush=True)\n{ending}\n")
+    env = {**seaweed.environ(), "AWS_ENDPOINT_URL": seaweed.endpoint.replace("127.0.0.1", "localhost"),
+           "NBTRACKER_DIR": os.environ["NBTRACKER_DIR"]}
+    out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert "nbtracker:" not in out.stderr, out.stderr
+    run_id = out.stdout.split()[0]
+    remote = _same_as_local(s3, run_id)
+    assert remote.status == status and len(remote.history()) == 5000
