@@ -1,7 +1,8 @@
 """Live mirroring: a background thread ships an open run to its mirrors while it is written.
 
 ``run.log()`` never waits on the network and nothing is held in memory for the mirror: the
-run directory on disk *is* the queue. The thread wakes every ``interval`` seconds (and at most
+run directory on disk *is* the queue. The thread makes a first pass at once (the run shows up
+on the mirror when it starts), then wakes every ``interval`` seconds (and at most
 one wake-up is ever pending: the only in-memory queue, of length one), ships what the files
 gained since its last pass, and sleeps again. A failed pass is retried with back-off
 (2, 4, ... up to 60 seconds), reported once on stderr, and never raised into the user's code;
@@ -87,7 +88,7 @@ class LiveMirror:
 
     # -- the thread ----------------------------------------------------------------------------
     def _loop(self) -> None:
-        wait = self.interval
+        wait = 0.0   # the first pass at once: the run shows up on the mirror when it starts
         while not self._stop.is_set():
             self._wake.wait(wait)
             self._wake.clear()
