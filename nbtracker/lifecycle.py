@@ -274,14 +274,9 @@ def _forget_runs_in_child() -> None:
     registry._active = None
 
 
-def exit_status(run: Run) -> str:
-    """The status a run still open when the process exits is finished with."""
-    return _uncaught or run._exit_status
-
-
 def _finish_at_exit() -> None:
     for run in list(registry._open.values()):
         try:
-            run.finish(exit_status(run))
+            run.finish(_uncaught or run._exit_status)
         except Exception as e:  # noqa: BLE001 - exiting; say what happened and go on
             print(f"nbtracker: could not finish run {run.id} at exit: {e}", file=sys.stderr)

@@ -74,10 +74,10 @@ def init(*args: Any, capture_console: bool = False, system_metrics: Any = False,
     mark_kernel_run(run)
     _capture_start_state(run)
     try:
-        for target in targets:
+        for url, options in targets:
             from .sync import live as _live
 
-            _live.start(run, target)
+            _live.start(run, url, options)
         if console:
             from .capture import console as _console
 

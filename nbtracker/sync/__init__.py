@@ -13,6 +13,7 @@ first use, never by ``import nbtracker``.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -71,26 +72,66 @@ def target_for(url: Any, options: dict[str, Any] | None = None) -> Any:
 
 
 def live_targets(mirror: Any = None, mirror_options: dict[str, Any] | None = None,
-                 mlflow: Any = None) -> list[Any]:
-    """Targets ``init`` starts live mirrors for: the arguments, else ``$NBTRACKER_MIRROR`` /
-    ``$NBTRACKER_MLFLOW``; ``False`` turns one off. Validated before the run is created."""
-    out = []
+                 mlflow: Any = None) -> list[tuple[str, dict[str, Any] | None]]:
+    """``(url, storage options)`` of the live mirrors ``init`` starts: the arguments, else
+    ``$NBTRACKER_MIRROR`` / ``$NBTRACKER_MLFLOW``; ``False`` turns one off. Checked before the
+    run is created (a bad URL or a missing backend raises here), without importing the backend:
+    the passes run in a worker process (``nbtracker.sync.worker``)."""
+    out: list[tuple[str, dict[str, Any] | None]] = []
     if mirror is None:
         mirror = os.environ.get(ENV_MIRROR) or None
     if mirror is not None and mirror is not False:
-        target = target_for(mirror, mirror_options)
-        target.warm()
-        out.append(target)
+        _check_url(mirror, mirror_options)
+        if url_is_mlflow(mirror):
+            raise InvalidValueError("mirror= takes object storage (s3://...); an MLflow server goes in mlflow=")
+        out.append((mirror, mirror_options))
     if mlflow is None:
         mlflow = os.environ.get(ENV_MLFLOW) or None
     if mlflow is not None and mlflow is not False:
         if isinstance(mlflow, str) and mlflow.startswith(("http://", "https://")):
             mlflow = "mlflow+" + mlflow
-        target = target_for(mlflow)
-        if not url_is_mlflow(target.url):
+        _check_url(mlflow, None)
+        if not url_is_mlflow(mlflow):
             raise InvalidValueError(f"mlflow= takes an MLflow server URL (http://host:5000), not {mlflow!r}")
-        out.append(target)
+        out.append((mlflow, None))
     return out
+
+
+def _check_url(url: Any, options: Any) -> None:
+    if not isinstance(url, str) or not is_url(url):
+        raise InvalidValueError(f"a mirror is a URL such as s3://bucket/prefix or mlflow+http://host:5000, "
+                                f"not {url!r}")
+    if options is not None:
+        if not isinstance(options, dict):
+            raise InvalidValueError(f"mirror_options must be a dict of storage options, not {type(options).__name__}")
+        try:
+            json.dumps(options)
+        except (TypeError, ValueError):
+            raise InvalidValueError("mirror_options must hold JSON values only (strings, numbers, dicts): "
+                                    "they go to the mirror's worker process") from None
+    if url_is_mlflow(url):
+        return
+    if url.startswith("mlflow"):
+        raise InvalidValueError(f"{url}: an MLflow server is given as mlflow+http://host:port or mlflow+https://...")
+    from importlib.util import find_spec
+
+    from .objstore import MirrorError
+
+    if find_spec("fsspec") is None:
+        raise MirrorError(f"mirroring to {url} needs fsspec and the backend for it: "
+                          "pip install 'nbtracker[s3]' (s3fs) or the fsspec backend of your store")
+    from fsspec.registry import known_implementations, registry
+
+    scheme = url.split("://", 1)[0]
+    if scheme in registry:
+        return
+    known = known_implementations.get(scheme)
+    if known is None:
+        raise MirrorError(f"{url} is not a storage URL fsspec knows (no backend for {scheme}://)")
+    module = known["class"].split(".", 1)[0]
+    if find_spec(module) is None:
+        hint = "pip install 'nbtracker[s3]'" if scheme in ("s3", "s3a") else known.get("err") or f"install {module}"
+        raise MirrorError(f"mirroring to {url} needs {module}, which is not installed: {hint}")
 
 
 def url_is_mlflow(url: str) -> bool:

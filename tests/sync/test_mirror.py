@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -197,3 +198,29 @@ def test_status_magic_shows_the_mirror(ip, tmp_path, capsys):
     assert f"mirror   {url}" in out
     ip.run_line_magic("nbtracker", "finish")
     assert os.path.exists(tmp_path / "magic-mirror" / "m")
+
+
+def test_a_killed_writer_leaves_the_worker_to_ship_what_reached_the_disk(tmp_path):
+    """SIGKILL of the run's process: its mirror worker sees its input close, makes one last
+    pass of what reached the disk, and exits (no orphan left behind)."""
+    mirror = (tmp_path / "mirror").as_uri()
+    script = tmp_path / "killed.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, signal, nbtracker
+        from nbtracker.sync import live
+        run = nbtracker.init(project="m", mirror={mirror!r})
+        for i in range(3000):
+            run.log({{"x": i}})
+        run.flush()
+        print(run.id, live.mirrors_of(run)[0].proc.pid, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """))
+    env = {**os.environ, "NBTRACKER_MIRROR_INTERVAL": "60"}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == -9
+    run_id, worker = out.stdout.split()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{worker}"):
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{worker}"), "the worker outlived its run's process"
+    assert len(nbtracker.load(run_id, dir=mirror).history()) == 3000
