@@ -253,7 +253,7 @@ init.__doc__ = (_lifecycle.init.__doc__ or "") + """
         (``pip install 'nbtracker[system]'``). Default False.
     mirror : str, optional
         Ship the run live to object storage (``s3://bucket/prefix``, any fsspec URL) from a
-        background thread while it is written; default ``$NBTRACKER_MIRROR``, ``False`` turns
+        worker process while it is written; default ``$NBTRACKER_MIRROR``, ``False`` turns
         it off. Needs ``pip install 'nbtracker[s3]'`` for S3. See docs/teams.md.
     mirror_options : dict, optional
         fsspec storage options for ``mirror`` (credentials, ``endpoint_url``...).

@@ -12,6 +12,7 @@ to print, ``{"done": true|false}`` at the end.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import sys
 import threading
@@ -20,6 +21,8 @@ from typing import Any
 
 #: Seconds the last pass may take when the run's process vanished without a word.
 ORPHAN_FINAL = 10.0
+#: The worker's scheduling priority, relative to the run's process (man 2 nice).
+NICE = 10
 
 
 def _emit(msg: dict[str, Any]) -> None:
@@ -31,6 +34,10 @@ def _emit(msg: dict[str, Any]) -> None:
 
 
 def main() -> int:
+    try:
+        os.nice(NICE)   # when cores are scarce, the user's loop goes first
+    except (AttributeError, OSError):
+        pass
     cfg = json.loads(sys.stdin.readline())
     commands: queue.Queue[str | None] = queue.Queue()
 
