@@ -56,3 +56,14 @@ def test_bench_replay_quick_runs():
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert "replay vs plain nbclient" in out.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.services
+def test_bench_mirror_quick_runs():
+    out = subprocess.run([sys.executable, str(BENCH / "bench_mirror.py"), "--quick"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    for name in ("run.log, mirror on/off", "sync 20,000 rows: rows per second", "second sync: uploads",
+                 "runs() over 20 mirrored runs, first look"):
+        assert name in out.stdout
