@@ -11,10 +11,10 @@ from typing import Any, Iterable, Iterator, overload
 
 import warnings
 
+from . import paths as _paths
 from . import reprs
 from .errors import NbtrackerError, NbtrackerWarning, RunNotFoundError, UnreadableRunError
 from .files import read_json, read_jsonl
-from . import paths as _paths
 from .paths import METRICS_FILE, MIRROR_MARK, RUN_FILE, check_project, check_run_id, reading_root
 from .status import STATUSES, effective_status
 

@@ -166,8 +166,8 @@ def ship(runs: Iterable[str | os.PathLike[str]] | None = None, to: str | None = 
     the root (of ``project``). Safe to repeat and to interrupt: a second call uploads only what
     the mirror lacks. Errors are recorded per run (``Shipped.error``), never half-applied.
     """
-    from ..core.query import find_run_dir, run_dirs
     from ..core.paths import resolve_root
+    from ..core.query import find_run_dir, run_dirs
 
     if to is None:
         raise InvalidValueError("ship() needs to=URL: s3://bucket/prefix, file:///path or mlflow+http://host:port")

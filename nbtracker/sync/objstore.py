@@ -26,8 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import NbtrackerError
-from .local import (HEARTBEAT_DOC, SEGMENT_MAX, LocalRun, blob_key, complete_bytes, parse_segment,
-                    registry_files, scan, segment_name)
+from .local import (
+    HEARTBEAT_DOC,
+    SEGMENT_MAX,
+    LocalRun,
+    blob_key,
+    complete_bytes,
+    parse_segment,
+    registry_files,
+    scan,
+    segment_name,
+)
 
 #: Files up to this size are compared byte for byte when the store gives no checksum.
 _COMPARE_MAX = 4 << 20
