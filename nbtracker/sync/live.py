@@ -208,7 +208,12 @@ class LiveMirror:
             if "done" in msg:
                 self._ok = bool(msg["done"])
                 self._done.set()
-        self.proc.wait()        # reap it at once (a kernel shutting down kills unreaped children)
+        code = self.proc.wait()   # reap it at once (a kernel shutting down kills unreaped children)
+        if not self._done.is_set():   # it died without its last word
+            self._status = {**self._status, "state": "failing",
+                            "last_error": f"the mirror's worker process exited with code {code}"}
+            _say(f"mirror {self.url}: the worker process exited (code {code}); "
+                 f"`nbtracker sync {self.run.id} --to {self.url}` ships the run")
         self._done.set()
 
     def poke(self) -> None:

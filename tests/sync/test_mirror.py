@@ -224,3 +224,22 @@ def test_a_killed_writer_leaves_the_worker_to_ship_what_reached_the_disk(tmp_pat
         time.sleep(0.1)
     assert not os.path.exists(f"/proc/{worker}"), "the worker outlived its run's process"
     assert len(nbtracker.load(run_id, dir=mirror).history()) == 3000
+
+
+def test_a_worker_that_dies_is_reported_once(tmp_path, capfd):
+    run = nbtracker.init(project="m", mirror=(tmp_path / "mirror").as_uri())
+    (mirror,) = live_mirrors.mirrors_of(run)
+    deadline = time.monotonic() + 30
+    while mirror.status()["passes"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    mirror.proc.kill()
+    mirror.proc.wait()
+    deadline = time.monotonic() + 10
+    while mirror.status()["state"] != "failing" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "exited with code -9" in mirror.status()["last_error"]
+    run.log({"x": 1})                  # the run goes on
+    run.finish()
+    err = capfd.readouterr().err
+    assert err.count("the worker process exited (code -9)") == 1 and f"nbtracker sync {run.id}" in err
+    assert nbtracker.load(run.id).status == "finished"
