@@ -18,7 +18,7 @@ from .core.files import read_jsonl
 from .core.paths import METRICS_FILE, find_root, is_url, resolve_root
 from .core.query import RunView, find_run_dir, runs
 from .core.records import best_checkpoint, find_checkpoint, get_model, list_artifacts, list_models
-from .display.text import flatten_config, fmt_duration, fmt_time, fmt_value, render, runs_columns, term
+from .display.text import flatten_config, fmt_bytes, fmt_duration, fmt_time, fmt_value, render, runs_columns, term
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -355,14 +355,6 @@ def _assets_lines(run: RunView, checkpoints: list[Any]) -> list[str]:
             kinds[m.get("_type", "?")] = kinds.get(m.get("_type", "?"), 0) + 1
         lines.append("media: " + ", ".join(f"{n} {k}(s)" for k, n in sorted(kinds.items())))
     return lines
-
-
-def fmt_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"   # pragma: no cover
 
 
 def cmd_checkout(args: Any) -> int:

@@ -34,19 +34,19 @@ class _Hooks:
     """core's door to mirrors (core/paths.py ``MirrorHooks``); imports the reader on first use."""
 
     def open_root(self, url: str) -> Path:
-        from .remote import Hooks
+        from . import remote
 
-        return Hooks().open_root(url)
+        return remote.open_root(url)
 
     def fill(self, run_dir: Path) -> None:
-        from .remote import Hooks
+        from . import remote
 
-        Hooks().fill(run_dir)
+        remote.fill(run_dir)
 
     def fetch_blob(self, root: Path, digest: str) -> bool:
-        from .remote import Hooks
+        from . import remote
 
-        return Hooks().fetch_blob(root, digest)
+        return remote.fetch_blob(root, digest)
 
 
 _paths.mirrors = _Hooks()
@@ -54,18 +54,12 @@ _paths.mirrors = _Hooks()
 
 def target_for(url: Any, options: dict[str, Any] | None = None) -> Any:
     """The shipping target for a URL: ``mlflow+http(s)://`` is an MLflow server, any other
-    ``scheme://`` an fsspec store. Raises a clear error for anything else, before any run exists."""
-    if not isinstance(url, str) or not is_url(url):
-        raise InvalidValueError(f"a mirror is a URL such as s3://bucket/prefix or mlflow+http://host:5000, "
-                                f"not {url!r}")
-    if options is not None and not isinstance(options, dict):
-        raise InvalidValueError(f"mirror_options must be a dict of storage options, not {type(options).__name__}")
-    if url.startswith(("mlflow+http://", "mlflow+https://")):
+    ``scheme://`` an fsspec store. Raises a clear error for anything else."""
+    _check_url(url, options)
+    if url_is_mlflow(url):
         from .mlflow import MlflowTarget
 
         return MlflowTarget(url)
-    if url.startswith("mlflow"):
-        raise InvalidValueError(f"{url}: an MLflow server is given as mlflow+http://host:port or mlflow+https://...")
     from .objstore import ObjectMirror
 
     return ObjectMirror(url, options)
@@ -82,6 +76,7 @@ def live_targets(mirror: Any = None, mirror_options: dict[str, Any] | None = Non
         mirror = os.environ.get(ENV_MIRROR) or None
     if mirror is not None and mirror is not False:
         _check_url(mirror, mirror_options)
+        _check_backend(mirror, mirror_options)
         if url_is_mlflow(mirror):
             raise InvalidValueError("mirror= takes object storage (s3://...); an MLflow server goes in mlflow=")
         out.append((mirror, mirror_options))
@@ -101,21 +96,25 @@ def _check_url(url: Any, options: Any) -> None:
     if not isinstance(url, str) or not is_url(url):
         raise InvalidValueError(f"a mirror is a URL such as s3://bucket/prefix or mlflow+http://host:5000, "
                                 f"not {url!r}")
-    if options is not None:
-        if not isinstance(options, dict):
-            raise InvalidValueError(f"mirror_options must be a dict of storage options, not {type(options).__name__}")
-        try:
-            json.dumps(options)
-        except (TypeError, ValueError):
-            raise InvalidValueError("mirror_options must hold JSON values only (strings, numbers, dicts): "
-                                    "they go to the mirror's worker process") from None
+    if options is not None and not isinstance(options, dict):
+        raise InvalidValueError(f"mirror_options must be a dict of storage options, not {type(options).__name__}")
+    if url.startswith("mlflow") and not url_is_mlflow(url):
+        raise InvalidValueError(f"{url}: an MLflow server is given as mlflow+http://host:port or mlflow+https://...")
+
+
+def _check_backend(url: str, options: dict[str, Any] | None) -> None:
+    """What a live mirror's worker process will need, checked in the run's process without
+    importing the backend: JSON options, fsspec and the scheme's implementation installed."""
+    try:
+        json.dumps(options)
+    except (TypeError, ValueError):
+        raise InvalidValueError("mirror_options must hold JSON values only (strings, numbers, dicts): "
+                                "they go to the mirror's worker process") from None
     if url_is_mlflow(url):
         return
-    if url.startswith("mlflow"):
-        raise InvalidValueError(f"{url}: an MLflow server is given as mlflow+http://host:port or mlflow+https://...")
     from importlib.util import find_spec
 
-    from .objstore import MirrorError
+    from .objstore import MirrorError, install_hint
 
     if find_spec("fsspec") is None:
         raise MirrorError(f"mirroring to {url} needs fsspec and the backend for it: "
@@ -130,7 +129,7 @@ def _check_url(url: Any, options: Any) -> None:
         raise MirrorError(f"{url} is not a storage URL fsspec knows (no backend for {scheme}://)")
     module = known["class"].split(".", 1)[0]
     if find_spec(module) is None:
-        hint = "pip install 'nbtracker[s3]'" if scheme in ("s3", "s3a") else known.get("err") or f"install {module}"
+        hint = install_hint(scheme, known.get("err"))
         raise MirrorError(f"mirroring to {url} needs {module}, which is not installed: {hint}")
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..core import events
+from ..display.text import fmt_bytes
 from .objstore import Stats, explain
 
 #: Seconds between passes (``$NBTRACKER_MIRROR_INTERVAL``): each pass of a growing run makes
@@ -279,10 +280,10 @@ def status_lines(run: Any) -> list[str]:
             lines.append(f"mirror {s['url']}: failing, retrying ({s['last_error']})")
             continue
         behind = s["behind_bytes"]
-        lag = ("up to date" if behind == 0 else f"{_size(behind)} behind" if behind else "first pass pending")
+        lag = ("up to date" if behind == 0 else f"{fmt_bytes(behind)} behind" if behind else "first pass pending")
         since = s["seconds_since_last_pass"]
         when = f", last pass {since:.0f} s ago" if since is not None else ""
-        lines.append(f"mirror {s['url']}: {lag}{when}; {s['uploads']} uploads, {_size(s['uploaded_bytes'])}")
+        lines.append(f"mirror {s['url']}: {lag}{when}; {s['uploads']} uploads, {fmt_bytes(s['uploaded_bytes'])}")
     return lines
 
 
@@ -303,13 +304,3 @@ def _say(text: str) -> None:
         print(f"nbtracker: {text}", file=sys.stderr, flush=True)
     except Exception:  # noqa: BLE001 - a closed stderr at interpreter exit
         pass
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return f"{n} B"

@@ -64,6 +64,7 @@ class LocalRun:
     id: str
     blobs: dict[str, tuple[Path, int]] = field(default_factory=dict)   # digest -> (file, size)
     files: list[tuple[str, Path]] = field(default_factory=list)        # documents, code, media
+    run_json: Path | None = None                                       # shipped after everything else
     timelines: list[tuple[str, Path]] = field(default_factory=list)
     heartbeat: float | None = None
 
@@ -89,16 +90,14 @@ def scan(run_dir: Path) -> LocalRun:
             blob = store.path(digest)
             source = blob if blob.is_file() else folder / rel
             run.blobs.setdefault(digest, (source, int(entry.get("size") or 0)))
-    last: list[tuple[str, Path]] = []
     for rel, path in _walk(run_dir):
         if "/" not in rel and rel in TIMELINES:
             run.timelines.append((rel, path))
         elif rel == RUN_FILE:
-            last.append((rel, path))
+            run.run_json = path
         else:
             run.files.append((rel, path))
     run.files.sort(key=lambda item: (item[0].endswith(".json"), item[0]))  # manifests after contents
-    run.files += last
     try:
         run.heartbeat = os.stat(run_dir / HEARTBEAT_FILE).st_mtime
     except OSError:

@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import NbtrackerError
+from ..core.paths import RUN_FILE
 from .local import (
     HEARTBEAT_DOC,
     SEGMENT_MAX,
+    TIMELINES,
     LocalRun,
     blob_key,
     complete_bytes,
@@ -126,6 +128,13 @@ def checksum_of(info: dict[str, Any]) -> str | None:
     return None
 
 
+def install_hint(scheme: str, fallback: str | None = None) -> str:
+    """What to install for a storage scheme's fsspec backend."""
+    if scheme in ("s3", "s3a"):
+        return "pip install 'nbtracker[s3]'"
+    return fallback or f"install the fsspec backend for {scheme}://"
+
+
 def open_fs(url: str, options: dict[str, Any] | None = None) -> tuple[Any, str]:
     """``(filesystem, base path)`` for a mirror URL; a clear error for a missing backend."""
     try:
@@ -138,8 +147,7 @@ def open_fs(url: str, options: dict[str, Any] | None = None) -> tuple[Any, str]:
         # read from the environment before they were changed.
         fs, base = fsspec.core.url_to_fs(url, **{"skip_instance_cache": True, **(options or {})})
     except ImportError as e:
-        scheme = url.split("://", 1)[0]
-        hint = "pip install 'nbtracker[s3]'" if scheme in ("s3", "s3a") else f"install the fsspec backend for {scheme}://"
+        hint = install_hint(url.split("://", 1)[0])
         raise MirrorError(f"mirroring to {url} needs a library that is not installed ({e}): {hint}") from None
     except ValueError as e:
         raise MirrorError(f"{url} is not a storage URL fsspec knows: {e}") from None
@@ -230,7 +238,7 @@ class ObjectMirror:
                 self._ship_blob(digest, path, size, stats)
             if registry:
                 self._ship_registry(run_dir.parent.parent, stats)
-            for rel, path in local.files[:-1] if local.files and local.files[-1][0] == "run.json" else local.files:
+            for rel, path in local.files:
                 self._ship_file(local, state, rel, path, stats)
             for rel, path in local.timelines:
                 self._ship_timeline(local, state, rel, path, stats, deadline)
@@ -238,8 +246,8 @@ class ObjectMirror:
                 doc = json.dumps({"time": local.heartbeat}).encode()
                 self._put_doc(local, state, HEARTBEAT_DOC, doc, stats)
                 state.heartbeat = local.heartbeat
-            if local.files and local.files[-1][0] == "run.json":
-                self._ship_file(local, state, "run.json", local.files[-1][1], stats)
+            if local.run_json is not None:
+                self._ship_file(local, state, RUN_FILE, local.run_json, stats)
         except MirrorError:
             raise
         except Exception as e:  # noqa: BLE001 - every store error reads as one MirrorError
@@ -249,9 +257,9 @@ class ObjectMirror:
     def pending(self, run_dir: Path, state: RemoteRun) -> int:
         """Bytes of timelines not yet on the mirror (what a live mirror is behind by)."""
         behind = 0
-        for rel, path in scan(run_dir).timelines:
+        for rel in TIMELINES:
             try:
-                behind += max(0, path.stat().st_size - state.offsets.get(rel, 0))
+                behind += max(0, (Path(run_dir) / rel).stat().st_size - state.offsets.get(rel, 0))
             except OSError:
                 pass
         return behind

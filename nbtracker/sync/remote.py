@@ -202,7 +202,7 @@ class MirrorCopy:
         return True
 
 
-# -- the hooks core calls (core/paths.py MirrorHooks) -----------------------------------------
+# -- what core calls, through nbtracker.sync (core/paths.py MirrorHooks) -------------------
 _copies: dict[tuple[str, Path], MirrorCopy] = {}
 _copies_lock = threading.Lock()
 
@@ -216,18 +216,22 @@ def copy_for(url: str, options: dict[str, Any] | None = None) -> MirrorCopy:
         return copy
 
 
-class Hooks:
-    def open_root(self, url: str) -> Path:
-        return copy_for(url).refresh()
+def open_root(url: str) -> Path:
+    """Bring the local copy of ``url``'s run list up to date; its folder."""
+    return copy_for(url).refresh()
 
-    def fill(self, run_dir: Path) -> None:
-        copy = _copy_of(Path(run_dir).parent.parent)
-        if copy is not None:
-            copy.fill(Path(run_dir))
 
-    def fetch_blob(self, root: Path, digest: str) -> bool:
-        copy = _copy_of(Path(root))
-        return copy.fetch_blob(digest) if copy is not None else False
+def fill(run_dir: Path) -> None:
+    """Bring one run folder of a local copy up to date with all its files."""
+    copy = _copy_of(Path(run_dir).parent.parent)
+    if copy is not None:
+        copy.fill(Path(run_dir))
+
+
+def fetch_blob(root: Path, digest: str) -> bool:
+    """Fetch one stored content into a local copy's store; False if the mirror lacks it."""
+    copy = _copy_of(Path(root))
+    return copy.fetch_blob(digest) if copy is not None else False
 
 
 def _copy_of(root: Path) -> MirrorCopy | None:
